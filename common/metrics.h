@@ -28,7 +28,7 @@ struct metric *metrics_counter(const char *name, const char *help, const char *l
 struct metric *metrics_gauge(const char *name, const char *help, const char *labels);
 /* buckets: strictly increasing upper bounds, +Inf implied; copied. */
 struct metric *metrics_histogram(const char *name, const char *help, const char *labels,
-				 const double *buckets, size_t nbuckets);
+                                 const double *buckets, size_t nbuckets);
 
 /*
  * Updates. The variadic arguments are the label values (const char *), exactly
@@ -46,6 +46,12 @@ char *metrics_render(size_t *len);
 
 /* Drop every family (tests only). */
 void metrics_reset(void);
+
+/*
+ * sfk_build_info{version="<version>"} 1, the standard build gauge. Returns the
+ * family (owned by the registry). version NULL -> "unknown".
+ */
+struct metric *metrics_register_build_info(const char *version);
 
 /* Default latency buckets in seconds (5 ms .. 60 s), for *_duration_seconds. */
 extern const double metrics_latency_buckets[];
