@@ -29,3 +29,9 @@ stack_record() { mkdir -p "$STATE_DIR/pids"; echo "$2" > "$STATE_DIR/pids/$1.pid
 
 # stack_alive NAME: is the recorded process still running?
 stack_alive() { local p; p=$(cat "$STATE_DIR/pids/$1.pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
+
+# IMPORTANT for starters: `up` runs inside `eval "$(tests/stack/up)"`, so a
+# service that kept our stdout open would hang the caller. Start every service
+# with stdin from /dev/null and stdout/stderr to a log file in $STATE_DIR:
+#     setsid prog ... </dev/null >"$STATE_DIR/prog.log" 2>&1 &
+#     stack_record prog $!
