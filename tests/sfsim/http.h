@@ -87,7 +87,7 @@ enum sim_route_flags {
 /*
  * Register a route before http_start(). method NULL matches any method;
  * prefix matches the path when equal or followed by '/' (longest wins);
- * a trailing '*' in prefix matches any continuation ("/cometd/*").
+ * a trailing '*' in prefix matches any continuation ("/cometd/" followed by *).
  * max_body 0 = SIM_HTTP_BODY_MAX. Returns 0, -1 when the table is full.
  */
 int sim_route(struct sim *sim, const char *method, const char *prefix, unsigned flags,

@@ -16,6 +16,8 @@
 #include <stdint.h>
 
 /* Sizes: an 18-char id + NUL; error code / message buffers. */
+struct sim;
+
 #define SIM_ID_BUF    19
 #define SIM_CODE_MAX  48
 #define SIM_MSG_MAX   512
@@ -131,7 +133,7 @@ struct sim_config {
 	long api_limit;         /* DailyApiRequests Max */
 	long token_ttl_s;       /* access token lifetime */
 	int sandbox;            /* aud = https://test.salesforce.com */
-	int control;            /* /sim/* enabled */
+	int control;            /* control routes enabled */
 	char instance_url[256]; /* "https://127.0.0.1:PORT", set once listening */
 	json_t *opts;           /* --opt key=value pairs (strings); for modules */
 };
