@@ -4,12 +4,15 @@
  * Each setting has a flag name, an environment variable, a type, a default and
  * help text. Sources, lowest first: default < environment < command line
  * (`--name value` or `--name=value`). Parsing reports EVERY problem (OpenSMTPD
- * errors++), one line each, naming the flag and its variable. Secrets are
+ * errors++), one line each, naming the flag and its variable. An empty
+ * environment variable counts as unset (Helm renders absent values as ""). Secrets are
  * never printed: not in --help, not in problems, not in config_dump().
  *
- *   static const char *g_log_level;
+ *   static const char *g_log_level, *g_brokers;
  *   static long long g_batch;
  *   static const struct config_entry table[] = {
+ *       {"kafka-bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS", CONFIG_STRING, NULL,
+ *        CONFIG_REQUIRED, "Kafka brokers", .dest = &g_brokers},
  *       {"log-level", "LOG_LEVEL", CONFIG_ENUM, "info", 0, "Minimum log level",
  *        &g_log_level, .allowed = (const char *const[]){"debug", "info", "warn", "error", NULL}},
  *       {"batch-size", "SFK_BATCH_SIZE", CONFIG_INT, "200", 0, "Records per call",
@@ -18,6 +21,9 @@
  *   struct config *cfg = config_new("sfk-worker", table, sizeof table / sizeof table[0]);
  *   int rc = config_load(cfg, argc, argv);   // handles --help/--version/--check-config
  *   if (rc != CONFIG_RUN) { config_free(&cfg); return rc; }
+ *
+ * Name the fields after help by designator (.dest = &v, .min = 1): -Wextra
+ * warns about positional initializers that leave trailing fields out.
  */
 #ifndef SFK_CONFIG_H
 #define SFK_CONFIG_H
@@ -82,6 +88,9 @@ struct config_entry {
 struct config *config_new(const char *prog, const struct config_entry *table, size_t n);
 /* Frees the config and its strings (dest pointers into it dangle); clears *c. NULL ok. */
 void config_free(struct config **c);
+
+/* Text after "Usage: <prog> " in --help (copied); default "[options]". */
+void config_set_synopsis(struct config *c, const char *synopsis);
 
 /* Register the whole-config validator (one; the last call wins). ctx borrowed. */
 void config_set_validator(struct config *c, config_validate_fn fn, void *ctx);
