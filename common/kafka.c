@@ -165,11 +165,11 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 /* ---- configuration ------------------------------------------------------ */
 
-static int apply_env(rd_kafka_conf_t *conf, char *const *envp, char *errbuf, size_t errsize)
+static int apply_env(rd_kafka_conf_t *conf, const char *const *envp, char *errbuf, size_t errsize)
 {
 	int bad = 0;
 	if (!envp)
-		envp = environ;
+		envp = (const char *const *)environ;
 	for (; envp && *envp; envp++) {
 		const char *e = *envp, *eq, *name;
 		char prop[KAFKA_PROP_MAX], err[KAFKA_ERRSTR_MAX];
@@ -229,7 +229,8 @@ static int apply_pairs(rd_kafka_conf_t *conf, const char *const *pairs, char *er
 	return bad;
 }
 
-int kafka_conf_apply_env(rd_kafka_conf_t *conf, char *const *envp, char *errbuf, size_t errsize)
+int kafka_conf_apply_env(rd_kafka_conf_t *conf, const char *const *envp, char *errbuf,
+                         size_t errsize)
 {
 	if (errbuf && errsize)
 		errbuf[0] = '\0';

@@ -37,7 +37,8 @@
  * into errbuf (they may be secrets such as sasl.password).
  * Returns the number of rejected properties (0 = all applied).
  */
-int kafka_conf_apply_env(rd_kafka_conf_t *conf, char *const *envp, char *errbuf, size_t errsize);
+int kafka_conf_apply_env(rd_kafka_conf_t *conf, const char *const *envp, char *errbuf,
+                         size_t errsize);
 
 /*
  * Apply caller-given "key=value" strings (NULL-terminated array; NULL = none)
