@@ -388,7 +388,8 @@ enum sfk_err kafka_produce(struct kafka_producer *p, const char *topic, const vo
 		                        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 			return SFK_OK;
-		rd_kafka_headers_destroy(h);
+		if (h) /* NULL is not accepted by 2.0.2 */
+			rd_kafka_headers_destroy(h);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &now);

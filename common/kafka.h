@@ -109,7 +109,8 @@ enum sfk_err kafka_produce(struct kafka_producer *p, const char *topic, const vo
  * SFK_OK if all records since the last flush were delivered; otherwise the
  * FIRST delivery failure since then (errstr: topic and librdkafka's text) and
  * resets it, SFK_ERR_TIMEOUT if records are still in flight, or the fatal
- * codes. Not for transactional producers (txn_commit flushes).
+ * codes. In a transaction this delivers the records to the broker, still
+ * uncommitted (txn_commit flushes by itself).
  */
 enum sfk_err kafka_producer_flush(struct kafka_producer *p, int timeout_ms, char *errstr,
                                   size_t errsize);
