@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sfid.h"
 #include "xmem.h"
 
 /* Worst case per input byte is \uXXXX: 6 bytes. */
@@ -182,4 +183,20 @@ out:
 	if (rc != SFK_OK)
 		soql_list_free(out);
 	return rc;
+}
+
+enum sfk_err soql_build_in_ids(const char *head, const char *tail, const char *const *ids, size_t n,
+                               size_t uri_overhead, size_t max_uri, struct soql_list *out,
+                               char *errstr, size_t errlen)
+{
+	out->q = NULL;
+	out->n = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!sfid_valid(ids[i])) {
+			/* Not the text: it may be anything, including an injection attempt. */
+			snprintf(errstr, errlen, "value %zu is not a valid Salesforce record id",
+			         i);
+			return SFK_ERR_INVALID;
+		}
+	return soql_build_in(head, tail, ids, n, uri_overhead, max_uri, out, errstr, errlen);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sfid.h"
 #include "soql_build.h"
 
 static void escapes_quotes_backslash_and_controls(void **state)
@@ -126,6 +127,38 @@ static void in_list_value_too_large(void **state)
 	free(big);
 }
 
+static void in_list_ids_are_validated(void **state)
+{
+	(void)state;
+	char a[SFID_LEN18 + 1], b[SFID_LEN18 + 1];
+	assert_int_equal(sfid_make(a, "00Q", 1), 0);
+	assert_int_equal(sfid_make(b, "00Q", 2), 0);
+	struct soql_list l = {0};
+	char err[256] = "";
+	const char *good[] = {a, "00Q000000000001", b};
+	assert_int_equal(soql_build_in_ids("SELECT Id FROM Lead WHERE Id IN ", "", good, 3, 0, 0,
+	                                   &l, err, sizeof err),
+	                 SFK_OK);
+	assert_int_equal(l.n, 1);
+	assert_non_null(strstr(l.q[0], a));
+	soql_list_free(&l);
+
+	char bad_sum[SFID_LEN18 + 1];
+	memcpy(bad_sum, a, sizeof bad_sum);
+	bad_sum[17] = bad_sum[17] == 'A' ? 'B' : 'A'; /* checksum no longer matches */
+	const char *bad[] = {a, "x' OR Id != '", bad_sum, "00Q00000000001"};
+	for (int i = 1; i < 4; i++) {
+		const char *two[] = {bad[0], bad[i]};
+		err[0] = '\0';
+		assert_int_equal(soql_build_in_ids("SELECT Id FROM Lead WHERE Id IN ", "", two, 2,
+		                                   0, 0, &l, err, sizeof err),
+		                 SFK_ERR_INVALID);
+		assert_int_equal(l.n, 0);
+		assert_non_null(strstr(err, "value 1"));
+		assert_null(strstr(err, "OR Id")); /* the bad text is not echoed */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -134,6 +167,7 @@ int main(void)
 	        cmocka_unit_test(in_list_one_statement),
 	        cmocka_unit_test(in_list_splits_within_uri_limit),
 	        cmocka_unit_test(in_list_value_too_large),
+	        cmocka_unit_test(in_list_ids_are_validated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
