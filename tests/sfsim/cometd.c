@@ -481,6 +481,10 @@ static json_t *subscribe(struct cometd *s, const struct cometd_request *req, jso
 	json_object_set_new(r, "subscription", json_string(ch));
 	json_object_set_new(r, "successful", json_true());
 out:
+	/* Failed subscribes echo the subscription too (sample
+	 * subscribe-400-invalid-replayid-full). */
+	if (ch && !json_object_get(r, "subscription"))
+		json_object_set_new(r, "subscription", json_string(ch));
 	client_release(s, cl);
 	return r;
 }
