@@ -80,6 +80,45 @@ static void errcpy(char *dst, size_t size, const char *src)
 	(void)n; /* truncation of an error text is acceptable */
 }
 
+/* Replace bytes that are not valid UTF-8 with '?': messages become JSON
+ * strings, and snippets may cut a character or quote a stray byte. */
+static void utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p != '\0') {
+		size_t n, i;
+		unsigned cp;
+
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if ((*p & 0xE0) == 0xC0)
+			n = 2, cp = *p & 0x1Fu;
+		else if ((*p & 0xF0) == 0xE0)
+			n = 3, cp = *p & 0x0Fu;
+		else if ((*p & 0xF8) == 0xF0)
+			n = 4, cp = *p & 0x07u;
+		else
+			n = 0, cp = 0;
+		for (i = 1; n != 0 && i < n; i++) {
+			if ((p[i] & 0xC0) != 0x80) {
+				n = 0;
+				break;
+			}
+			cp = (cp << 6) | (p[i] & 0x3Fu);
+		}
+		/* reject overlong forms, surrogates and values past U+10FFFF */
+		if (n == 0 || (n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+		    (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 void soql_err_plain(struct soql_error *err, const char *code, const char *fmt, ...)
 {
 	va_list ap;
@@ -91,6 +130,7 @@ void soql_err_plain(struct soql_error *err, const char *code, const char *fmt, .
 	if (vsnprintf(err->message, sizeof(err->message), fmt, ap) < 0)
 		err->message[0] = '\0';
 	va_end(ap);
+	utf8_sanitize(err->message);
 	err->row = 0;
 	err->column = 0;
 }
@@ -149,6 +189,7 @@ void soql_err_at(struct soql_error *err, const char *code, const char *text, siz
 	             (int)(pos - s), "", row, pos - line_start + 1, reason);
 	if (n < 0)
 		err->message[0] = '\0';
+	utf8_sanitize(err->message);
 	err->row = row;
 	err->column = (int)(pos - line_start + 1);
 }

@@ -599,7 +599,13 @@ static json_t *project(const struct soql_query *q, json_t *rec, const struct soq
 		if (parent == NULL) {
 			json_t *r = related(f, rec, env);
 
-			parent = r != NULL ? attributes(f->rel_object, r, env) : json_null();
+			if (r != NULL) {
+				parent = json_object();
+				json_object_set_new(parent, "attributes",
+				                    attributes(f->rel_object, r, env));
+			} else {
+				parent = json_null();
+			}
 			json_object_set_new(out, f->rel, parent);
 		}
 		if (json_is_object(parent)) {
