@@ -86,6 +86,22 @@ static void set_err(char *errstr, size_t errlen, const char *fmt, ...)
 
 /* ---- response helpers ---- */
 
+/* A JSON string for text that may not be UTF-8 (a decoded URL path, a
+ * reason from a library): bytes >= 0x80 become '?' when it is not. */
+static json_t *text(const char *s)
+{
+	json_t *j = json_string(s ? s : "");
+	if (j)
+		return j;
+	char *copy = xstrdup(s);
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
 void admin_resp_text(struct admin_resp *resp, int status, const char *content_type,
                      const char *text)
 {
@@ -113,7 +129,7 @@ void admin_resp_error(struct admin_resp *resp, int status, const char *code, con
 {
 	json_t *j = json_pack("{s:s}", "error", code ? code : "error");
 	if (msg)
-		json_object_set_new(j, "message", json_string(msg));
+		json_object_set_new(j, "message", text(msg));
 	admin_resp_json(resp, status, j);
 }
 
@@ -203,9 +219,8 @@ static void h_readyz(const struct admin_req *req, struct admin_resp *resp, void 
 		reason[sizeof reason - 1] = '\0';
 		json_t *one = json_pack("{s:s}", "status", ok ? "ok" : "fail");
 		if (!ok) {
-			json_object_set_new(one, "reason",
-			                    json_string(reason[0] ? reason : "not ready"));
-			json_array_append_new(failing, json_string(checks[i].name));
+			json_object_set_new(one, "reason", text(reason[0] ? reason : "not ready"));
+			json_array_append_new(failing, text(checks[i].name));
 		}
 		json_object_set_new(all, checks[i].name, one);
 	}
@@ -321,6 +336,12 @@ void admin_route(struct admin *srv, const char *method, const char *path, admin_
 
 void admin_ready_check(struct admin *srv, const char *name, admin_ready_fn fn, void *ctx)
 {
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.')) {
+			log_error("admin_ready_check: bad check name name=%s", name);
+			abort(); /* names are JSON keys chosen by our code */
+		}
 	pthread_mutex_lock(&srv->mu);
 	if (srv->nchecks == ADMIN_MAX_CHECKS) {
 		pthread_mutex_unlock(&srv->mu);
@@ -415,13 +436,13 @@ static enum MHD_Result dispatch(struct admin *srv, struct MHD_Connection *mc, st
 
 	if (!path_known) {
 		admin_resp_json(&resp, 404,
-		                json_pack("{s:s, s:s}", "error", "not_found", "path", path));
+		                json_pack("{s:s, s:o}", "error", "not_found", "path", text(path)));
 		return send_resp(mc, &resp);
 	}
 	if (!have) {
 		admin_resp_json(&resp, 405,
-		                json_pack("{s:s, s:s, s:s}", "error", "method_not_allowed",
-		                          "method", method, "allow", allow));
+		                json_pack("{s:s, s:o, s:s}", "error", "method_not_allowed",
+		                          "method", text(method), "allow", allow));
 		admin_resp_header(&resp, "Allow", allow);
 		return send_resp(mc, &resp);
 	}

@@ -73,7 +73,9 @@ struct admin *admin_new(const struct admin_opts *opts, char *errstr, size_t errl
 void admin_route(struct admin *srv, const char *method, const char *path, admin_handler_fn fn,
                  void *ctx);
 
-/* Register a readiness check shown in /readyz under name (copied). ctx borrowed. */
+/* Register a readiness check shown in /readyz under name (copied; [A-Za-z0-9_.-]+,
+ * else abort). ctx borrowed. Checks run on every /readyz request, on MHD's
+ * threads: keep them quick (cached state, or a ping with a short timeout). */
 void admin_ready_check(struct admin *srv, const char *name, admin_ready_fn fn, void *ctx);
 
 /* Liveness: /healthz answers 503 {"status":"unhealthy"} after admin_set_alive(srv, false). */

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -290,6 +292,13 @@ static void not_found_and_method_not_allowed(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "path")), "/nope");
 	json_decref(j);
 
+	/* a decoded path that is not UTF-8 still gets a JSON body */
+	r = http("GET", "/caf%E9", NULL, NULL);
+	assert_int_equal(r->status, 404);
+	j = body_json(r);
+	assert_string_equal(json_string_value(json_object_get(j, "path")), "/caf?");
+	json_decref(j);
+
 	r = http("DELETE", "/metrics", NULL, NULL);
 	assert_int_equal(r->status, 405);
 	assert_string_equal(r->allow, " GET, HEAD");
@@ -453,6 +462,71 @@ static void bare_server_has_no_builtins(void **state)
 	assert_healthy();
 }
 
+static int connect_port(unsigned p)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	return fd;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Wait up to ms for data or EOF; returns bytes read, 0 on EOF, -1 if nothing came. */
+static ssize_t recv_within(int fd, char *buf, size_t cap, int ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	if (poll(&pfd, 1, ms) != 1)
+		return -1;
+	return recv(fd, buf, cap, 0);
+}
+
+static void connection_limit_and_idle_timeout(void **state)
+{
+	(void)state;
+	char err[256], buf[512];
+	struct admin_opts o = {.addr = "127.0.0.1:0", .max_conn = 2, .timeout_s = 1};
+	struct admin *s = admin_new(&o, err, sizeof err);
+	assert_non_null(s);
+	assert_int_equal(admin_start(s, err, sizeof err), SFK_OK);
+	unsigned p = admin_port(s);
+
+	/* two slow clients that never finish their request take both slots */
+	int a = connect_port(p), b = connect_port(p);
+	const char *partial = "GET /healthz HTTP/1.1\r\n";
+	assert_int_equal(send(a, partial, strlen(partial), 0), (ssize_t)strlen(partial));
+	assert_int_equal(send(b, partial, strlen(partial), 0), (ssize_t)strlen(partial));
+	double t0 = now_s();
+
+	int c = connect_port(p);
+	const char *full = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	assert_int_equal(send(c, full, strlen(full), 0), (ssize_t)strlen(full));
+	/* over the limit: not served while the slots are held (well before the timeout) */
+	assert_int_equal(recv_within(c, buf, sizeof buf, 300), -1);
+
+	/* the idle timeout closes the slow clients (EOF, no answer needed) ... */
+	assert_true(recv_within(a, buf, sizeof buf, 5000) == 0);
+	assert_true(recv_within(b, buf, sizeof buf, 5000) == 0);
+	double waited = now_s() - t0;
+	assert_true(waited >= 0.5 && waited < 5);
+	/* ... and the waiting client is then served */
+	ssize_t n = recv_within(c, buf, sizeof buf - 1, 5000);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "HTTP/1.1 200"));
+	close(a);
+	close(b);
+	close(c);
+	admin_free(&s);
+}
+
 /* ---- --serve mode ---- */
 
 static volatile sig_atomic_t stop;
@@ -596,6 +670,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_setup_teardown(malformed_requests_4xx, setup, teardown),
 	        cmocka_unit_test_setup_teardown(bad_address_reported, setup, teardown),
 	        cmocka_unit_test_setup_teardown(bare_server_has_no_builtins, setup, teardown),
+	        cmocka_unit_test(connection_limit_and_idle_timeout),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
