@@ -293,8 +293,8 @@ static char *full_url(const struct sf_rest *r, const char *instance, const char 
  */
 static enum sfk_err perform(struct sf_rest *r, const char *method, const char *url,
                             const char *object, const char *token, const char *content_type,
-                            const char *body, size_t body_len, struct sf_response *out,
-                            struct sf_error *err, int *maybe_processed)
+                            const char *body, size_t body_len, unsigned flags,
+                            struct sf_response *out, struct sf_error *err, int *maybe_processed)
 {
 	struct xfer x = {.max = r->max_response};
 	struct curl_slist *h = NULL;
@@ -313,7 +313,8 @@ static enum sfk_err perform(struct sf_rest *r, const char *method, const char *u
 		goto out;
 	}
 	h = curl_slist_append(h, auth);
-	h = curl_slist_append(h, "Accept: application/json");
+	h = curl_slist_append(h, flags & SF_REQ_ACCEPT_CSV ? "Accept: text/csv"
+	                                                   : "Accept: application/json");
 	if (body) {
 		ctype = xasprintf("Content-Type: %s",
 		                  content_type ? content_type : "application/json");
@@ -461,7 +462,7 @@ enum sfk_err sf_rest_request(struct sf_rest *r, const char *method, const char *
 			r->instance_url_len = strlen(tok.instance_url);
 			char *url = full_url(r, tok.instance_url, path);
 			rc = perform(r, method, url, object, tok.access_token, content_type, body,
-			             body_len, out, err, &maybe_processed);
+			             body_len, flags, out, err, &maybe_processed);
 			free(url);
 			out->attempts = attempt;
 			if (rc == SFK_ERR_AUTH && !auth_retried) {

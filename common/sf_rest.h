@@ -63,8 +63,9 @@ struct sf_response {
 void sf_response_clear(struct sf_response *resp);
 
 /* Request flags */
-#define SF_REQ_ESSENTIAL 0x1u /* a write the quota governor must not delay or pause */
-#define SF_REQ_NO_RETRY  0x2u /* one attempt only (the 401 retry still applies) */
+#define SF_REQ_ESSENTIAL  0x1u /* a write the quota governor must not delay or pause */
+#define SF_REQ_NO_RETRY   0x2u /* one attempt only (the 401 retry still applies) */
+#define SF_REQ_ACCEPT_CSV 0x4u /* "Accept: text/csv" (Bulk results) instead of JSON */
 
 /*
  * The primitive everything else uses. path: "/services/..." (as in
