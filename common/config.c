@@ -110,6 +110,9 @@ void config_set_validator(struct config *c, config_validate_fn fn, void *ctx)
 }
 
 static void vproblem(struct config *c, const struct config_entry *e, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
+
+static void vproblem(struct config *c, const struct config_entry *e, const char *fmt, va_list ap)
 {
 	char msg[512];
 	vsnprintf(msg, sizeof msg, fmt, ap);

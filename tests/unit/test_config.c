@@ -176,8 +176,8 @@ static void reports_every_problem(void **state)
 	assert_int_equal(config_nproblems(c), 5);
 	const char *want[] = {
 	        "--bogus: unknown flag (see --help)",
-	        "--kafka-bootstrap-servers (KAFKA_BOOTSTRAP_SERVERS): required setting is missing "
-	        "(set KAFKA_BOOTSTRAP_SERVERS or pass --kafka-bootstrap-servers)",
+	        ("--kafka-bootstrap-servers (KAFKA_BOOTSTRAP_SERVERS): required setting is missing "
+	         "(set KAFKA_BOOTSTRAP_SERVERS or pass --kafka-bootstrap-servers)"),
 	        "--log-level (LOG_LEVEL): 'loud' is not one of: debug, info, warn, error",
 	        "--batch-size (SFK_BATCH_SIZE): 'lots' is not an integer",
 	        "--timeout (SFK_TIMEOUT): 2h is out of range [100ms, 1m]",
