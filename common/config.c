@@ -38,7 +38,7 @@ struct cval {
 struct config {
 	const char *prog;
 	char *synopsis;
-	const struct config_entry *table;
+	const struct config_entry **ents; /* borrowed entries of every added table */
 	size_t n;
 	struct cval *vals;
 	char **problems;
@@ -57,26 +57,35 @@ static void die(const char *what, const char *name)
 	abort();
 }
 
-struct config *config_new(const char *prog, const struct config_entry *table, size_t n)
+void config_add_table(struct config *c, const struct config_entry *table, size_t n)
 {
+	if (c->parsed)
+		die("config_add_table after config_parse", c->prog);
 	for (size_t i = 0; i < n; i++) {
 		const struct config_entry *e = &table[i];
 		if (!e->name || !*e->name || e->name[0] == '-')
 			die("bad setting name", e->name);
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(table[j].name, e->name) == 0)
+		for (size_t j = 0; j < c->n; j++)
+			if (strcmp(c->ents[j]->name, e->name) == 0)
 				die("duplicate setting", e->name);
 		if (e->type == CONFIG_ENUM && (!e->allowed || !e->allowed[0]))
 			die("enum without allowed values", e->name);
 		if (strcmp(e->name, "help") == 0 || strcmp(e->name, "version") == 0 ||
 		    strcmp(e->name, "check-config") == 0)
 			die("setting shadows a standard flag", e->name);
+		c->ents = xrealloc(c->ents, (c->n + 1) * sizeof *c->ents);
+		c->vals = xrealloc(c->vals, (c->n + 1) * sizeof *c->vals);
+		c->ents[c->n] = e;
+		memset(&c->vals[c->n], 0, sizeof c->vals[0]);
+		c->n++;
 	}
+}
+
+struct config *config_new(const char *prog, const struct config_entry *table, size_t n)
+{
 	struct config *c = xcalloc(1, sizeof *c);
 	c->prog = prog ? prog : "sfk";
-	c->table = table;
-	c->n = n;
-	c->vals = xcalloc(n ? n : 1, sizeof *c->vals);
+	config_add_table(c, table, n);
 	return c;
 }
 
@@ -88,6 +97,7 @@ void config_free(struct config **cp)
 	for (size_t i = 0; i < c->n; i++)
 		free(c->vals[i].text);
 	free(c->vals);
+	free(c->ents);
 	for (size_t i = 0; i < c->nproblems; i++)
 		free(c->problems[i]);
 	free(c->problems);
@@ -393,10 +403,10 @@ static const struct config_entry *find(const struct config *c, const char *name,
                                        size_t *idx)
 {
 	for (size_t i = 0; i < c->n; i++)
-		if (strlen(c->table[i].name) == len && strncmp(c->table[i].name, name, len) == 0) {
+		if (strlen(c->ents[i]->name) == len && strncmp(c->ents[i]->name, name, len) == 0) {
 			if (idx)
 				*idx = i;
-			return &c->table[i];
+			return c->ents[i];
 		}
 	return NULL;
 }
@@ -467,7 +477,7 @@ int config_parse(struct config *c, int argc, char **argv)
 		die("config_parse called twice", c->prog);
 	c->parsed = true;
 	for (size_t i = 0; i < c->n; i++) {
-		const struct config_entry *e = &c->table[i];
+		const struct config_entry *e = c->ents[i];
 		if (e->def)
 			set_text(&c->vals[i], e->def, SRC_DEFAULT);
 		/* An empty variable counts as unset: Helm and compose templates
@@ -478,7 +488,7 @@ int config_parse(struct config *c, int argc, char **argv)
 	}
 	parse_argv(c, argc, argv);
 	for (size_t i = 0; i < c->n; i++) {
-		const struct config_entry *e = &c->table[i];
+		const struct config_entry *e = c->ents[i];
 		struct cval *v = &c->vals[i];
 		if (v->src == SRC_NONE || (v->text[0] == '\0' && e->type != CONFIG_STRING)) {
 			if (e->flags & CONFIG_REQUIRED) {
@@ -499,8 +509,8 @@ int config_parse(struct config *c, int argc, char **argv)
 		store(e, v);
 	}
 	for (size_t i = 0; i < c->n; i++)
-		if (c->table[i].check && c->vals[i].src != SRC_NONE && c->vals[i].valid)
-			c->table[i].check(c, &c->table[i]);
+		if (c->ents[i]->check && c->vals[i].src != SRC_NONE && c->vals[i].valid)
+			c->ents[i]->check(c, c->ents[i]);
 	if (c->validator)
 		c->validator(c, c->validator_ctx);
 	return (int)c->nproblems;
@@ -600,7 +610,7 @@ char *config_usage(const struct config *c)
 	          "the command line wins over the environment, which wins over the default):\n",
 	          c->prog, c->synopsis ? c->synopsis : "[options]");
 	for (size_t i = 0; i < c->n; i++) {
-		const struct config_entry *e = &c->table[i];
+		const struct config_entry *e = c->ents[i];
 		char hint[256];
 		sb_printf(&b, "  --%s%s%s\n", e->name, e->type == CONFIG_BOOL ? "" : " ",
 		          type_hint(e, hint, sizeof hint));
@@ -634,7 +644,7 @@ char *config_dump(const struct config *c)
 	struct sbuf b = {0};
 	sb_printf(&b, "%s", "");
 	for (size_t i = 0; i < c->n; i++) {
-		const struct config_entry *e = &c->table[i];
+		const struct config_entry *e = c->ents[i];
 		const struct cval *v = &c->vals[i];
 		if (v->src == SRC_NONE) {
 			sb_printf(&b, "%s= (unset)\n", e->name);

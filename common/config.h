@@ -86,6 +86,12 @@ struct config_entry {
  * (duplicate name, enum without allowed[]) aborts: a programming error.
  */
 struct config *config_new(const char *prog, const struct config_entry *table, size_t n);
+/*
+ * Add more settings (e.g. a module's own table, like the Salesforce client's
+ * SF_* settings) before config_parse(); same rules as config_new's table.
+ * Entries keep their order in --help; table borrowed, must outlive c.
+ */
+void config_add_table(struct config *c, const struct config_entry *table, size_t n);
 /* Frees the config and its strings (dest pointers into it dangle); clears *c. NULL ok. */
 void config_free(struct config **c);
 

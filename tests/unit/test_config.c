@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -425,6 +426,57 @@ static void durations(void **state)
 	}
 }
 
+static const char *g_login;
+static const struct config_entry sf_table[] = {
+        {"sf-login-url", "SF_LOGIN_URL", CONFIG_URL, "https://login.salesforce.com", 0,
+         "Token endpoint host and JWT aud", .dest = &g_login},
+};
+static const struct config_entry dup_table[] = {
+        {"log-level", "OTHER_LOG_LEVEL", CONFIG_STRING, NULL, 0, "Clash", .dest = NULL},
+};
+
+static void add_dup(void)
+{
+	struct config *c = config_new("sfk-test", table, NTABLE);
+	config_add_table(c, dup_table, 1);
+}
+
+static void module_tables_combine(void **state)
+{
+	(void)state;
+	setenv("SF_LOGIN_URL", "notaurl", 1);
+	char *argv[] = {(char *)"p", (char *)"--kafka-bootstrap-servers=k"};
+	struct config *c = config_new("sfk-test", table, NTABLE);
+	config_add_table(c, sf_table, 1);
+	assert_int_equal(config_parse(c, 2, argv), 1);
+	assert_string_equal(config_problem_str(c, 0),
+	                    "--sf-login-url (SF_LOGIN_URL): 'notaurl' is not a URL "
+	                    "(scheme://host[:port][/path])");
+	char *u = config_usage(c);
+	assert_non_null(strstr(u, "\n  --sf-login-url <url>\n"));
+	assert_non_null(strstr(u, "\n  --kafka-bootstrap-servers <string>\n"));
+	free(u);
+	config_free(&c);
+	unsetenv("SF_LOGIN_URL");
+	c = config_new("sfk-test", table, NTABLE);
+	config_add_table(c, sf_table, 1);
+	assert_int_equal(config_parse(c, 2, argv), 0);
+	assert_string_equal(g_login, "https://login.salesforce.com");
+	config_free(&c);
+
+	/* the same setting name twice is a programming error */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		freopen("/dev/null", "w", stderr);
+		add_dup();
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -438,6 +490,7 @@ int main(void)
 	        cmocka_unit_test_setup(whole_config_validator, clean_env),
 	        cmocka_unit_test_setup(missing_values_and_bad_bools, clean_env),
 	        cmocka_unit_test_setup(durations, clean_env),
+	        cmocka_unit_test_setup(module_tables_combine, clean_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
