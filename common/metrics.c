@@ -20,10 +20,6 @@
 #include "log.h"
 #include "xmem.h"
 
-/* A family never holds more series than this: a label fed with ids by mistake
- * must not eat the heap. Updates to new series past the cap are dropped. */
-#define METRICS_MAX_SERIES 10000
-
 const double metrics_latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                           1,     2.5,  5,     10,   30,  60};
 const size_t metrics_latency_nbuckets = sizeof metrics_latency_buckets / sizeof(double);

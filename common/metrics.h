@@ -7,7 +7,9 @@
  * Updates are thread-safe: librdkafka and libmicrohttpd call us from their own
  * threads. Output is text exposition format 0.0.4 and passes
  * `promtool check metrics`. Label values are escaped; never put record or user
- * ids into label values (DESIGN.md section 7).
+ * ids into label values (DESIGN.md section 7): a family keeps at most
+ * METRICS_MAX_SERIES series and drops updates to new ones past that (one
+ * warning line), so a mistake cannot exhaust memory.
  */
 #ifndef SFK_METRICS_H
 #define SFK_METRICS_H
@@ -17,6 +19,7 @@
 struct metric; /* one family: name, help, type, label names, its series */
 
 #define METRICS_MAX_LABELS 4
+#define METRICS_MAX_SERIES 10000
 
 /*
  * labels: comma-separated label names ("object,change_type") or NULL for none.

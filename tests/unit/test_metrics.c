@@ -418,6 +418,33 @@ static void counter_never_goes_down(void **state)
 	assert_true(metric_value(c) == 2);
 }
 
+static void series_cap_drops_new_series(void **state)
+{
+	(void)state;
+	struct metric *c = metrics_counter("sfk_cap_total", "cap", "id");
+	char v[32];
+	int devnull = open("/dev/null", O_WRONLY);
+	log_set_fd(devnull); /* the one warning is expected */
+	for (int i = 0; i <= METRICS_MAX_SERIES; i++) {
+		snprintf(v, sizeof v, "%d", i);
+		metric_add(c, 1, v);
+	}
+	metric_add(c, 1, "0"); /* an existing series still counts */
+	log_set_fd(2);
+	close(devnull);
+	assert_true(metric_value(c, "0") == 2);
+	snprintf(v, sizeof v, "%d", METRICS_MAX_SERIES - 1);
+	assert_true(metric_value(c, v) == 1);
+	snprintf(v, sizeof v, "%d", METRICS_MAX_SERIES);
+	assert_true(metric_value(c, v) == 0);
+	char *text = metrics_render(NULL);
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, "\nsfk_cap_total{")); p++)
+		n++;
+	free(text);
+	assert_int_equal(n, METRICS_MAX_SERIES);
+}
+
 /* Programming errors abort; run each in a child. */
 static int dies(void (*fn)(void))
 {
@@ -483,6 +510,7 @@ int main(void)
 	        cmocka_unit_test_setup(build_info, setup),
 	        cmocka_unit_test_setup(concurrent_updates_sum_exactly, setup),
 	        cmocka_unit_test_setup(counter_never_goes_down, setup),
+	        cmocka_unit_test_setup(series_cap_drops_new_series, setup),
 	        cmocka_unit_test_setup(programming_errors_abort, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
