@@ -77,6 +77,9 @@ struct sim_object {
 const struct sim_object *org_object(const char *name);
 /* Object by the 3-char key prefix of an id. */
 const struct sim_object *org_object_by_prefix(const char *id);
+/* The table itself: count and i-th object (NULL past the end). */
+size_t org_nobjects(void);
+const struct sim_object *org_object_at(size_t i);
 /* Field by name, case-insensitive; NULL if none. */
 const struct sim_field *org_field(const struct sim_object *obj, const char *name);
 /* Describe "type" string ("string", "reference", "datetime", ...). */
@@ -147,6 +150,7 @@ struct sim {
 	struct org_store *store;
 	_Atomic int64_t clock_offset_ms;
 	volatile sig_atomic_t stop;
+	_Atomic long api_used; /* REST calls counted against api_limit */
 
 	org_change_hook hooks[SIM_MAX_HOOKS];
 	void *hook_ctx[SIM_MAX_HOOKS];
@@ -175,6 +179,8 @@ struct sim {
 /* Simulated clock: real time + offset (POST /sim/clock advances it). */
 int64_t sim_now_ms(struct sim *sim);
 void sim_clock_advance(struct sim *sim, int64_t ms);
+/* Parse ISO-8601 ("2026-11-21T10:15:00Z", "...00.000+0000", "+01:00"); 0 or -1. */
+int sim_parse_datetime(const char *s, int64_t *ms_out);
 /* Salesforce datetime text for ms ("2026-11-21T10:15:00.000+0000"), out >= 32. */
 void sim_format_datetime(int64_t ms, char *out, size_t size);
 
@@ -204,6 +210,7 @@ struct org_txn {
 	char key[40];
 	int seq;
 	int64_t ts_ms;
+	int system; /* 1: the platform itself writes (read-only fields allowed) */
 };
 
 void org_lock(struct sim *sim);
@@ -251,6 +258,9 @@ json_t *org_get(struct sim *sim, const char *type, const char *id, struct sim_er
 json_t *org_records_locked(struct sim *sim, const char *type);
 /* Any record (live or deleted) by 15/18-char id: borrowed, lock held. */
 json_t *org_lookup_locked(struct sim *sim, const char *id);
+/* Every field of obj in schema order, null where unset (a REST GET view of
+ * rec); new reference. */
+json_t *org_full_view(const struct sim_object *obj, json_t *rec);
 /* The whole org {"Lead": [...], ...} (live records); new reference. */
 json_t *org_dump(struct sim *sim);
 /* User id for a username (case-insensitive); 0 or -1. Takes the lock. */

@@ -1,0 +1,223 @@
+/*
+ * faults.c - the fault plan behind POST /sim/faults. Rates draw from one
+ * seeded PRNG under a mutex, so the same seed and the same request sequence
+ * give the same faults.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "faults.h"
+#include "http.h"
+#include "org.h"
+#include "xmem.h"
+
+#define FAULT_PATTERN_MAX 256
+
+struct faults {
+	pthread_mutex_t lock;
+	uint64_t rng;
+	long latency_ms;
+	double error_rate;
+	int error_status;
+	char error_paths[FAULT_PATTERN_MAX]; /* substring of the path; "" = all */
+	int limit_forced;
+	double lock_rate;
+	double drop_rate;
+	char drop_paths[FAULT_PATTERN_MAX];
+};
+
+int faults_init(struct sim *sim)
+{
+	struct faults *f = xcalloc(1, sizeof(*f));
+	pthread_mutex_init(&f->lock, NULL);
+	f->rng = sim->cfg.seed * 0x2545F4914F6CDD1Dull + 1;
+	f->error_status = 503;
+	sim->faults = f;
+	return 0;
+}
+
+void faults_fini(struct sim *sim)
+{
+	if (!sim->faults)
+		return;
+	pthread_mutex_destroy(&sim->faults->lock);
+	free(sim->faults);
+	sim->faults = NULL;
+}
+
+/* xorshift64*, uniform in [0, 1). Lock held. */
+static double draw(struct faults *f)
+{
+	f->rng ^= f->rng >> 12;
+	f->rng ^= f->rng << 25;
+	f->rng ^= f->rng >> 27;
+	return (double)((f->rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+static int get_rate(json_t *spec, const char *key, double *out, char *errbuf, size_t errlen)
+{
+	json_t *v = json_object_get(spec, key);
+	if (!v)
+		return 0;
+	if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1) {
+		snprintf(errbuf, errlen, "%s must be a number in [0, 1]", key);
+		return -1;
+	}
+	*out = json_number_value(v);
+	return 0;
+}
+
+int faults_set(struct sim *sim, json_t *spec, char *errbuf, size_t errlen)
+{
+	struct faults *f = sim->faults;
+	struct faults n;
+	json_t *v;
+
+	if (!json_is_object(spec)) {
+		snprintf(errbuf, errlen, "body must be a JSON object");
+		return -1;
+	}
+	memset(&n, 0, sizeof(n));
+	pthread_mutex_lock(&f->lock);
+	n.rng = f->rng;
+	/* A new plan replaces the old one entirely (absent keys = off). */
+	n.latency_ms = 0;
+	n.error_rate = 0;
+	n.error_status = 503;
+	n.error_paths[0] = '\0';
+	n.limit_forced = 0;
+	n.lock_rate = 0;
+	n.drop_rate = 0;
+	n.drop_paths[0] = '\0';
+	pthread_mutex_unlock(&f->lock);
+
+	if ((v = json_object_get(spec, "latency_ms"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 120000) {
+			snprintf(errbuf, errlen, "latency_ms must be an integer in [0, 120000]");
+			return -1;
+		}
+		n.latency_ms = (long)json_integer_value(v);
+	}
+	if (get_rate(spec, "error_rate", &n.error_rate, errbuf, errlen) < 0 ||
+	    get_rate(spec, "lock_rate", &n.lock_rate, errbuf, errlen) < 0 ||
+	    get_rate(spec, "drop_rate", &n.drop_rate, errbuf, errlen) < 0)
+		return -1;
+	if ((v = json_object_get(spec, "error_status"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 500 ||
+		    json_integer_value(v) > 599) {
+			snprintf(errbuf, errlen, "error_status must be 5xx");
+			return -1;
+		}
+		n.error_status = (int)json_integer_value(v);
+	}
+	if ((v = json_object_get(spec, "error_paths")) && json_is_string(v))
+		snprintf(n.error_paths, sizeof(n.error_paths), "%s", json_string_value(v));
+	if ((v = json_object_get(spec, "drop_paths")) && json_is_string(v))
+		snprintf(n.drop_paths, sizeof(n.drop_paths), "%s", json_string_value(v));
+	n.limit_forced = json_is_true(json_object_get(spec, "request_limit_exceeded"));
+	if ((v = json_object_get(spec, "seed")) && json_is_integer(v))
+		n.rng = (uint64_t)json_integer_value(v) * 0x2545F4914F6CDD1Dull + 1;
+	if ((v = json_object_get(spec, "gap_next"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0) {
+			snprintf(errbuf, errlen, "gap_next must be a non-negative integer");
+			return -1;
+		}
+		atomic_store(&sim->gap_next, (int)json_integer_value(v));
+	}
+
+	pthread_mutex_lock(&f->lock);
+	f->rng = n.rng;
+	f->latency_ms = n.latency_ms;
+	f->error_rate = n.error_rate;
+	f->error_status = n.error_status;
+	memcpy(f->error_paths, n.error_paths, sizeof(f->error_paths));
+	f->limit_forced = n.limit_forced;
+	f->lock_rate = n.lock_rate;
+	f->drop_rate = n.drop_rate;
+	memcpy(f->drop_paths, n.drop_paths, sizeof(f->drop_paths));
+	pthread_mutex_unlock(&f->lock);
+
+	if (json_is_true(json_object_get(spec, "expire_sessions")))
+		auth_expire_all(sim);
+	if (json_is_true(json_object_get(spec, "forget_cometd_clients")) && sim->forget_clients)
+		sim->forget_clients(sim, sim->forget_clients_ctx);
+	return 0;
+}
+
+json_t *faults_get(struct sim *sim)
+{
+	struct faults *f = sim->faults;
+	pthread_mutex_lock(&f->lock);
+	json_t *j =
+	        json_pack("{s:I,s:f,s:i,s:s,s:b,s:f,s:f,s:s,s:i}", "latency_ms",
+	                  (json_int_t)f->latency_ms, "error_rate", f->error_rate, "error_status",
+	                  f->error_status, "error_paths", f->error_paths, "request_limit_exceeded",
+	                  f->limit_forced, "lock_rate", f->lock_rate, "drop_rate", f->drop_rate,
+	                  "drop_paths", f->drop_paths, "gap_next", atomic_load(&sim->gap_next));
+	pthread_mutex_unlock(&f->lock);
+	return j;
+}
+
+int faults_before(struct sim *sim, const struct sim_req *req, struct sim_resp *resp)
+{
+	struct faults *f = sim->faults;
+	long latency;
+	int error = 0, drop = 0, status;
+
+	pthread_mutex_lock(&f->lock);
+	latency = f->latency_ms;
+	status = f->error_status;
+	if (f->error_rate > 0 && (!f->error_paths[0] || strstr(req->path, f->error_paths)))
+		error = draw(f) < f->error_rate;
+	if (!error && f->drop_rate > 0 && (!f->drop_paths[0] || strstr(req->path, f->drop_paths)))
+		drop = draw(f) < f->drop_rate;
+	pthread_mutex_unlock(&f->lock);
+
+	if (latency > 0) {
+		struct timespec ts = {latency / 1000, (latency % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (error) {
+		if (status == 503)
+			sim_resp_error(resp, 503, "SERVER_UNAVAILABLE",
+			               "Server temporarily unavailable. Please try again later.",
+			               NULL);
+		else
+			sim_resp_error(
+			        resp, status, "UNKNOWN_EXCEPTION",
+			        "An unexpected error occurred. Please include this ErrorId if you "
+			        "contact support: 1234567890-12345 (-1234567890)",
+			        NULL);
+		return 1;
+	}
+	if (drop) {
+		resp->drop = 1;
+		return 1;
+	}
+	return 0;
+}
+
+int faults_limit_forced(struct sim *sim)
+{
+	struct faults *f = sim->faults;
+	pthread_mutex_lock(&f->lock);
+	int on = f->limit_forced;
+	pthread_mutex_unlock(&f->lock);
+	return on;
+}
+
+int faults_lock_row(struct sim *sim)
+{
+	struct faults *f = sim->faults;
+	int hit = 0;
+	pthread_mutex_lock(&f->lock);
+	if (f->lock_rate > 0)
+		hit = draw(f) < f->lock_rate;
+	pthread_mutex_unlock(&f->lock);
+	return hit;
+}
