@@ -315,6 +315,15 @@ struct admin *admin_new(const struct admin_opts *opts, char *errstr, size_t errl
 	return srv;
 }
 
+void admin_check_addr(struct config *c, const struct config_entry *e)
+{
+	const char *addr = config_str(c, e->name);
+	struct admin probe;
+	char err[ADMIN_ADDR_MAX + 128];
+	if (addr && parse_addr(&probe, addr, err, sizeof err) < 0)
+		config_problem(c, e, "%s", err);
+}
+
 void admin_route(struct admin *srv, const char *method, const char *path, admin_handler_fn fn,
                  void *ctx)
 {

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "err.h"
 
 struct admin;
@@ -21,6 +22,24 @@ struct admin;
 #define ADMIN_DEFAULT_TIMEOUT_S 10u
 #define ADMIN_MAX_RESP_HEADERS  8
 #define ADMIN_READY_REASON_MAX  256 /* bytes of a readiness check's reason */
+
+/*
+ * The standard setting for a process's admin address, for its config table
+ * (config.h): { ..., ADMIN_CONFIG_ENTRY(&addr, ADMIN_DEFAULT_ADDR), ... }.
+ * All interfaces by default: kubelet probes and Prometheus come from outside.
+ */
+#define ADMIN_DEFAULT_ADDR "0.0.0.0:9090"
+#define ADMIN_CONFIG_HELP                                                                          \
+	"Admin HTTP address for /metrics, /healthz, /readyz (host:port, port 0 = any)"
+#define ADMIN_CONFIG_ENTRY(dest_ptr, default_addr)                                                 \
+	{                                                                                          \
+		"admin-addr", "SFK_ADMIN_ADDR", CONFIG_STRING, (default_addr), CONFIG_REQUIRED,    \
+		        ADMIN_CONFIG_HELP, .dest = (dest_ptr), .check = admin_check_addr           \
+	}
+
+/* config_check_fn for an address setting: reports a problem unless the value
+ * parses and resolves as an admin address (so --check-config catches it). */
+void admin_check_addr(struct config *c, const struct config_entry *e);
 
 struct admin_opts {
 	const char *addr;       /* "host:port", "[v6]:port" or ":port"; port 0 = ephemeral */

@@ -42,6 +42,14 @@ set -e
 [ $rc -eq 78 ] || fail "--check-config with a bad flag: exit $rc, want 78"
 [ "$err" = "--bogus: unknown flag (see --help)" ] || fail "problem line was '$err'"
 
+set +e
+err=$(SFK_ADMIN_ADDR=nonsense "$BIN" --serve --check-config 2>&1 >/dev/null)
+rc=$?
+set -e
+[ $rc -eq 78 ] || fail "--check-config with a bad SFK_ADMIN_ADDR: exit $rc, want 78"
+[ "$err" = "--admin-addr (SFK_ADMIN_ADDR): admin address 'nonsense': expected host:port" ] ||
+	fail "problem line was '$err'"
+
 # A fixed port from the environment (chosen free by the kernel first).
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 SFK_ADMIN_ADDR="127.0.0.1:$PORT" "$BIN" --serve "$WORK/port" 2>"$WORK/serve.err" &

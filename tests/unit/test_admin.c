@@ -601,8 +601,7 @@ static int serve(int argc, char **argv)
 {
 	static const char *addr;
 	static const struct config_entry table[] = {
-	        {"admin-addr", "SFK_ADMIN_ADDR", CONFIG_STRING, "127.0.0.1:0", 0,
-	         "Admin listen address (host:port)", .dest = &addr},
+	        ADMIN_CONFIG_ENTRY(&addr, "127.0.0.1:0"),
 	};
 	int rc = 1;
 	char err[256];
