@@ -440,10 +440,18 @@ static int lex(struct parser *p)
 					i++;
 			}
 			if (i >= len) {
+				size_t ls = len;
+				int row = 1;
+
+				while (ls > 0 && s[ls - 1] != '\n')
+					ls--;
+				for (size_t k = 0; k < ls; k++)
+					row += s[k] == '\n';
+				/* ANTLR's wording, 0-based column (as Salesforce shows it) */
 				soql_err_at(
 				        p->err, "MALFORMED_QUERY", s, len, len,
-				        "line %d:%zu mismatched character '<EOF>' expecting '''", 1,
-				        len);
+				        "line %d:%zu mismatched character '<EOF>' expecting '''",
+				        row, len - ls);
 				return -1;
 			}
 			i++;

@@ -618,7 +618,9 @@ static void test_malformed(void **state)
 	expect_error("UPDATE Lead", "MALFORMED_QUERY", 1, 1, "unexpected token: 'UPDATE'");
 	/* unterminated string */
 	expect_error("SELECT Id FROM Lead WHERE Name = 'abc", "MALFORMED_QUERY", 1, 38,
-	             "mismatched character '<EOF>' expecting '''");
+	             "line 1:37 mismatched character '<EOF>' expecting '''");
+	expect_error("SELECT Id FROM Lead\nWHERE Name = 'it\\'s", "MALFORMED_QUERY", 2, 20,
+	             "line 2:19 mismatched character '<EOF>' expecting '''");
 	/* bad operators */
 	expect_error("SELECT Id FROM Lead WHERE Name == 'x'", "MALFORMED_QUERY", 1, 33,
 	             "unexpected token: '='");
