@@ -56,7 +56,7 @@ struct admin_req {
 	const char *method; /* "GET", "POST", ... */
 	const char *path;   /* decoded path without the query: "/hooks/lead" */
 	const char *query;  /* raw query after '?', "" if none */
-	const char *body;   /* NUL-terminated copy of the body ("" if none) */
+	const char *body;   /* copy of the raw body, NUL-terminated ("" if none); may hold NULs */
 	size_t body_len;    /* <= max_body (larger bodies get 413 before the handler) */
 	void *priv_;        /* internal */
 };
@@ -68,8 +68,8 @@ struct admin_resp {
 	char *body;            /* malloc'd; the server takes ownership (free()s it) */
 	size_t body_len;
 	int nheaders;
-	char *headers[ADMIN_MAX_RESP_HEADERS]
-	             [2]; /* owned name/value pairs; use admin_resp_header */
+	/* owned name/value pairs; add them with admin_resp_header() */
+	char *headers[ADMIN_MAX_RESP_HEADERS][2];
 };
 
 /* Handlers run on libmicrohttpd's threads: they must be thread-safe. */
