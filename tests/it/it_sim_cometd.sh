@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# it_sim_cometd: a CometD client's view of sfk-sim over real HTTPS with curl
+# and a cookie jar. Starts its own sfk-sim (tests/stack/lib/sim.sh) with a
+# short connect hold, mints a JWT-bearer token, handshakes, subscribes with
+# replay -2, creates a Lead through /sim/records and expects its CDC event in
+# a /meta/connect response; then checks Salesforce's error texts (invalid
+# replayId, missing cookie) and that a forgotten client gets 403::Unknown
+# client; finally a raw event on a new channel.
+set -euo pipefail
+src=${SFK_SOURCE_DIR:?SFK_SOURCE_DIR not set (run through ctest)}
+export SFK_BIN_DIR=${SFK_BIN_DIR:?SFK_BIN_DIR not set (run through ctest)}
+
+STATE_DIR=$(mktemp -d /tmp/it_sim_cometd.XXXXXX)
+export STATE_DIR
+cleanup() {
+	local p
+	p=$(cat "$STATE_DIR/pids/sim.pid" 2>/dev/null || true)
+	[ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	if [ "${KEEP:-0}" = 1 ]; then echo "state kept in $STATE_DIR" >&2; else rm -rf "$STATE_DIR"; fi
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	echo "--- sim log (tail) ---" >&2
+	tail -n 30 "$STATE_DIR/sim/sim.log" >&2 || true
+	exit 1
+}
+pass() { echo "ok - $*"; }
+
+# shellcheck source=../stack/lib/common.sh
+. "$src/tests/stack/lib/common.sh"
+# shellcheck source=../stack/lib/sim.sh
+. "$src/tests/stack/lib/sim.sh"
+SIM_EXTRA_ARGS="--opt cometd.timeout_ms=3000 --opt cometd.client_timeout_ms=20000"
+eval "$(stack_start_sim)"
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+mint_token() {
+	local now hdr claims sig
+	now=$(date +%s)
+	hdr=$(printf '{"alg":"RS256"}' | b64url)
+	claims=$(printf '{"iss":"%s","sub":"%s","aud":"%s","exp":%d}' "$SF_CLIENT_ID" \
+		"$SF_USERNAME" "$SF_LOGIN_URL" $((now + 180)) | b64url)
+	sig=$(printf '%s.%s' "$hdr" "$claims" | openssl dgst -sha256 -sign "$SF_PRIVATE_KEY_PATH" | b64url)
+	curl -sS --cacert "$SF_CA_FILE" -X POST "$SF_TOKEN_URL/services/oauth2/token" \
+		--data-urlencode grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer \
+		--data-urlencode "assertion=$hdr.$claims.$sig" | jq -r .access_token
+}
+TOKEN=$(mint_token)
+[ -n "$TOKEN" ] && [ "$TOKEN" != null ] || fail "no access token from the sim's token endpoint"
+
+JAR=$STATE_DIR/cookies
+COMETD="$SF_SIM_URL/cometd/$SF_API_VERSION"
+# bayeux BODY [extra curl args]: POST one Bayeux batch, print the reply.
+bayeux() {
+	local body=$1
+	shift
+	curl -sS --cacert "$SF_CA_FILE" -X POST "$COMETD" -H "Authorization: Bearer $TOKEN" \
+		-H 'Content-Type: application/json' -d "$body" "$@"
+}
+sim() { curl -sS --cacert "$SF_CA_FILE" "$@"; }
+
+handshake() {
+	bayeux '[{"channel":"/meta/handshake","version":"1.0","minimumVersion":"1.0","supportedConnectionTypes":["long-polling"],"ext":{"replay":true},"id":"1"}]' \
+		-c "$JAR" -b "$JAR"
+}
+connect() {
+	bayeux "[{\"channel\":\"/meta/connect\",\"clientId\":\"$1\",\"connectionType\":\"long-polling\",\"id\":\"c\"}]" \
+		-b "$JAR" -c "$JAR"
+}
+
+# --- handshake ------------------------------------------------------------------------
+hs=$(handshake)
+cid=$(jq -r '.[0].clientId' <<<"$hs")
+[ "$(jq -r '.[0].successful' <<<"$hs")" = true ] || fail "handshake: $hs"
+[ "$(jq -c '.[0].ext' <<<"$hs")" = '{"replay":true,"payload.format":true}' ] || fail "handshake ext: $hs"
+grep -q BAYEUX_BROWSER "$JAR" || fail "handshake set no BAYEUX_BROWSER cookie"
+pass "handshake clientId=$cid"
+
+# --- subscribe with replay -2 ------------------------------------------------------------
+sub=$(bayeux "[{\"channel\":\"/meta/subscribe\",\"clientId\":\"$cid\",\"subscription\":\"/data/LeadChangeEvent\",\"ext\":{\"replay\":{\"/data/LeadChangeEvent\":-2}},\"id\":\"2\"}]" -b "$JAR")
+[ "$(jq -r '.[0].successful' <<<"$sub")" = true ] || fail "subscribe: $sub"
+pass "subscribed to /data/LeadChangeEvent from -2"
+
+first=$(connect "$cid")
+[ "$(jq -c '[.[] | select(.channel=="/meta/connect")][0].advice' <<<"$first")" = \
+	'{"interval":0,"timeout":3000,"reconnect":"retry"}' ] || fail "first connect advice: $first"
+pass "first connect carries the reconnect advice"
+
+# --- a Lead created in the org arrives as a CDC event ---------------------------------------
+lead=$(sim -X POST -H 'Content-Type: application/json' \
+	-d '{"FirstName":"Ada","LastName":"Lovelace","Company":"Analytical Engines","Country":"United Kingdom"}' \
+	"$SF_SIM_URL/sim/records/Lead" | jq -r .id)
+[ -n "$lead" ] && [ "$lead" != null ] || fail "lead not created"
+got=""
+all="$first"
+deadline=$((SECONDS + 20))
+while [ $SECONDS -lt $deadline ]; do
+	if jq -e --arg id "$lead" '[.[] | select(.channel=="/data/LeadChangeEvent") |
+		select(.data.payload.ChangeEventHeader.recordIds | index($id))] | length > 0' \
+		<<<"$all" >/dev/null; then
+		got=1
+		break
+	fi
+	all=$(connect "$cid")
+	[ "$(jq -r '[.[] | select(.channel=="/meta/connect")][0].successful' <<<"$all")" = true ] ||
+		fail "connect failed: $all"
+done
+[ -n "$got" ] || fail "no CDC event for lead $lead within 20 s"
+ev=$(jq -c --arg id "$lead" '[.[] | select(.channel=="/data/LeadChangeEvent") |
+	select(.data.payload.ChangeEventHeader.recordIds | index($id))][0]' <<<"$all")
+[ "$(jq -r .data.payload.ChangeEventHeader.changeType <<<"$ev")" = CREATE ] || fail "changeType: $ev"
+[ "$(jq -r .data.payload.ChangeEventHeader.entityName <<<"$ev")" = Lead ] || fail "entityName: $ev"
+[ "$(jq -r .data.payload.Name.LastName <<<"$ev")" = Lovelace ] || fail "compound Name: $ev"
+[ "$(jq -r .data.payload.Company <<<"$ev")" = "Analytical Engines" ] || fail "Company: $ev"
+rid=$(jq -r .data.event.replayId <<<"$ev")
+[ "$rid" -gt 0 ] || fail "replayId: $ev"
+pass "lead $lead arrived as a CREATE event, replayId $rid"
+
+# --- replay from a stored id: strictly after it ----------------------------------------------
+sim -X POST -H 'Content-Type: application/json' -d '{"LastName":"Second","Company":"Two"}' \
+	"$SF_SIM_URL/sim/records/Lead" >/dev/null
+hs2=$(handshake)
+cid2=$(jq -r '.[0].clientId' <<<"$hs2")
+bayeux "[{\"channel\":\"/meta/subscribe\",\"clientId\":\"$cid2\",\"subscription\":\"/data/ChangeEvents\",\"ext\":{\"replay\":{\"/data/ChangeEvents\":$rid}}}]" -b "$JAR" >/dev/null
+names=""
+deadline=$((SECONDS + 20))
+while [ $SECONDS -lt $deadline ]; do
+	r=$(connect "$cid2")
+	names+=$(jq -r '.[] | select(.channel=="/data/ChangeEvents") | .data.payload.Name.LastName' <<<"$r")
+	[[ $names == *Second* ]] && break
+done
+[[ $names == *Second* ]] || fail "replay after $rid did not deliver the next lead"
+[[ $names != *Lovelace* ]] && pass "replay from $rid resumes strictly after it" ||
+	fail "replay from $rid re-delivered the event itself"
+
+# --- Salesforce's error texts -------------------------------------------------------------------
+bad=$(bayeux "[{\"channel\":\"/meta/subscribe\",\"clientId\":\"$cid\",\"subscription\":\"/data/LeadChangeEvent\",\"ext\":{\"replay\":{\"/data/LeadChangeEvent\":999999999}}}]" -b "$JAR")
+want='400::The replayId {999999999} you provided was invalid. Please provide a valid ID, -2 to replay all events, or -1 to replay only new events.'
+[ "$(jq -r '.[0].error' <<<"$bad")" = "$want" ] || fail "invalid replay id: $bad"
+pass "invalid replayId -> documented 400 text"
+
+nocookie=$(bayeux "[{\"channel\":\"/meta/connect\",\"clientId\":\"$cid\",\"connectionType\":\"long-polling\"}]")
+[ "$(jq -r '.[0].error' <<<"$nocookie")" = \
+	"400::Client $cid has established a session, but no BAYEUX_BROWSER cookie present" ] ||
+	fail "missing cookie: $nocookie"
+pass "missing cookie -> 400 text"
+
+expired=$(curl -sS --cacert "$SF_CA_FILE" -X POST "$COMETD" -H "Authorization: Bearer 00Dbogus!token" \
+	-H 'Content-Type: application/json' -b "$JAR" \
+	-d "[{\"channel\":\"/meta/connect\",\"clientId\":\"$cid\",\"connectionType\":\"long-polling\"}]")
+[ "$(jq -r '.[0].error' <<<"$expired")" = "401::Authentication invalid" ] || fail "bad token: $expired"
+[ "$(jq -r '.[0].advice.reconnect' <<<"$expired")" = none ] || fail "bad token advice: $expired"
+pass "invalid token -> 401::Authentication invalid, reconnect none"
+
+# --- forgotten clients ----------------------------------------------------------------------------
+sim -X POST -H 'Content-Type: application/json' -d '{"forget_cometd_clients":true}' \
+	"$SF_SIM_URL/sim/faults" >/dev/null
+gone=$(connect "$cid")
+[ "$(jq -c '.[0] | {advice,channel,error,successful}' <<<"$gone")" = \
+	'{"advice":{"interval":0,"reconnect":"handshake"},"channel":"/meta/connect","error":"403::Unknown client","successful":false}' ] ||
+	fail "forgotten client: $gone"
+[ "$(jq -r '.[0].clientId' <<<"$gone")" = null ] || fail "403 reply must not carry clientId: $gone"
+pass "forgotten client -> 403::Unknown client, advice handshake"
+
+# --- raw events on a new channel -------------------------------------------------------------------
+raw=$(sim -X POST -H 'Content-Type: application/json' \
+	-d '{"schema":"custom","payload":{"ChangeEventHeader":{"entityName":"Widget__c","changeType":"CREATE","recordIds":["a005g000001AbCdAAK"]},"Color__c":"blue"}}' \
+	"$SF_SIM_URL/sim/events/raw?channel=/data/Widget__ChangeEvent")
+[ "$(jq -r .replayId <<<"$raw")" -gt 0 ] || fail "raw publish: $raw"
+hs3=$(handshake)
+cid3=$(jq -r '.[0].clientId' <<<"$hs3")
+s3=$(bayeux "[{\"channel\":\"/meta/subscribe\",\"clientId\":\"$cid3\",\"subscription\":\"/data/Widget__ChangeEvent\",\"ext\":{\"replay\":{\"/data/Widget__ChangeEvent\":-2}}}]" -b "$JAR")
+[ "$(jq -r '.[0].successful' <<<"$s3")" = true ] || fail "subscribe raw channel: $s3"
+r3=$(connect "$cid3")
+[ "$(jq -r '[.[] | select(.channel=="/data/Widget__ChangeEvent")][0].data.payload.Color__c' <<<"$r3")" = blue ] ||
+	fail "raw event not delivered: $r3"
+pass "raw event published on a new channel and delivered"
+
+echo "it_sim_cometd: all checks passed"
