@@ -20,7 +20,8 @@
 #define LIMIT_INFO_MAX     256 /* Sforce-Limit-Info value kept from a response */
 #define DESCRIBE_KEY       "sfk:describe:"
 #define DESCRIBE_VALUE_MAX (8u * 1024 * 1024) /* cached describe larger than this: not cached */
-#define INSTANCE_URL_GUESS 64 /* instance URL length assumed before the first token */
+#define INSTANCE_URL_GUESS 64     /* instance URL length assumed before the first token */
+#define REQ_QUERY          0x100u /* internal flag: add Sforce-Query-Options */
 
 struct sf_rest {
 	struct sf_token_cache *tokens;
@@ -31,6 +32,7 @@ struct sf_rest {
 	long retry_base_ms, retry_max_ms, retry_total_ms;
 	size_t max_response;
 	int no_reuse;
+	char query_options[64]; /* "Sforce-Query-Options: batchSize=N" or "" */
 
 	/* The pool: idle easy handles plus one share for connections/DNS/TLS. */
 	pthread_mutex_t pool_mu;
@@ -117,6 +119,13 @@ struct sf_rest *sf_rest_new(const struct sf_rest_conf *c, char *errstr, size_t e
 	r->retry_total_ms = c->retry_total_ms > 0 ? c->retry_total_ms : 60000;
 	r->max_response = c->max_response_bytes ? c->max_response_bytes : SF_REST_RESPONSE_MAX;
 	r->no_reuse = c->no_reuse;
+	if (c->query_batch_size > 0) {
+		int b = c->query_batch_size < 200    ? 200
+		        : c->query_batch_size > 2000 ? 2000
+		                                     : c->query_batch_size;
+		snprintf(r->query_options, sizeof r->query_options,
+		         "Sforce-Query-Options: batchSize=%d", b);
+	}
 	r->pool_size = c->pool_size > 0 ? c->pool_size : 8;
 	r->idle = xcalloc((size_t)r->pool_size, sizeof *r->idle);
 	pthread_mutex_init(&r->pool_mu, NULL);
@@ -322,6 +331,8 @@ static enum sfk_err perform(struct sf_rest *r, const char *method, const char *u
 	}
 	if (is_write(method))
 		h = curl_slist_append(h, r->call_header);
+	if ((flags & REQ_QUERY) && r->query_options[0])
+		h = curl_slist_append(h, r->query_options);
 	h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
 
 	curl_easy_setopt(c, CURLOPT_SHARE, r->share);
@@ -561,7 +572,7 @@ struct sf_query {
 static enum sfk_err query_fetch(struct sf_query *q, const char *path, struct sf_error *err)
 {
 	json_t *page = NULL;
-	enum sfk_err rc = json_request(q->r, "GET", path, "query", NULL, 0, &page, err);
+	enum sfk_err rc = json_request(q->r, "GET", path, "query", NULL, REQ_QUERY, &page, err);
 	if (rc != SFK_OK)
 		return rc;
 	if (!json_is_array(json_object_get(page, "records"))) {

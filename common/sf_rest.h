@@ -41,7 +41,8 @@ struct sf_rest_conf {
 	long retry_total_ms;           /* budget for all attempts of one call; 0 = 60000 */
 	size_t max_response_bytes;     /* 0 = SF_REST_RESPONSE_MAX */
 	int pool_size;                 /* idle easy handles kept; 0 = 8 */
-	int no_reuse;                  /* benchmarks only: a new connection per request */
+	int query_batch_size; /* Sforce-Query-Options batchSize (200..2000); 0 = server default */
+	int no_reuse;         /* benchmarks only: a new connection per request */
 };
 
 struct sf_rest;

@@ -19,7 +19,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,7 @@
 #include "metrics.h"
 #include "redis.h"
 #include "sf_auth.h"
+#include "sf_quota.h"
 #include "sf_rest.h"
 #include "sf_token.h"
 #include "sfid.h"
@@ -162,6 +166,9 @@ struct client {
 	struct sf_rest *rest;
 };
 
+static struct sf_quota *g_quota; /* passed to the next client_open, if set */
+static int g_batch;
+
 static int client_open(struct client *c, const char *redis_url, long retry_total_ms)
 {
 	char err[512];
@@ -190,6 +197,8 @@ static int client_open(struct client *c, const char *redis_url, long retry_total
 	        .retry_base_ms = 20,
 	        .retry_max_ms = 500,
 	        .retry_total_ms = retry_total_ms,
+	        .quota = g_quota,
+	        .query_batch_size = g_batch,
 	};
 	c->rest = sf_rest_new(&rc, err, sizeof err);
 	if (!c->rest) {
@@ -481,13 +490,162 @@ static void permanent_error_reported_per_record(void **state)
 	client_close(&c);
 }
 
+/* Pagination, describe cache, emailSimple, quota governor. */
+static void query_describe_email_quota(void **state)
+{
+	(void)state;
+	make_leads();
+	long st = 0;
+	json_t *j = sim_call("POST", "/sim/records/Lead",
+	                     "{\"LastName\":\"Extra\",\"Company\":\"Client IT extra\"}", &st);
+	assert_int_equal(st, 201); /* now more than one 200-record page of Leads */
+	json_decref(j);
+	struct sf_quota *q = g_quota = sf_quota_new(0.80, 0.95, 1000);
+	g_batch = 200;
+	struct client c;
+	assert_int_equal(client_open(&c, need("REDIS_URL"), 20000), 0);
+	g_quota = NULL;
+	g_batch = 0;
+
+	struct sf_query *it = NULL;
+	struct sf_error e;
+	assert_int_equal(sf_query_open(c.rest, "SELECT Id, Company FROM Lead", &it, &e), SFK_OK);
+	long long total = sf_query_total(it);
+	assert_true(total > NRECORDS);
+	long long seen = 0;
+	json_t *rec;
+	while (sf_query_next(it, &rec, &e) == SFK_OK && rec) {
+		assert_true(sfid_valid(json_string_value(json_object_get(rec, "Id"))));
+		seen++;
+	}
+	assert_int_equal(e.err, SFK_OK);
+	assert_int_equal(seen, total);
+	assert_int_equal(sf_query_pages(it), (int)((total + 199) / 200));
+	sf_query_free(&it);
+
+	/* A query URI over the limit is refused before it is sent. */
+	char *big = malloc(20000);
+	memset(big, 'a', 19999);
+	big[19999] = '\0';
+	char *soql = NULL;
+	assert_true(asprintf(&soql, "SELECT Id FROM Lead WHERE Company = '%s'", big) > 0);
+	assert_int_equal(sf_query_open(c.rest, soql, &it, &e), SFK_ERR_TOO_LARGE);
+	free(soql);
+	free(big);
+
+	/* describe: the second call is served from Redis, the sim sees one. */
+	json_t *d1 = NULL, *d2 = NULL;
+	struct redis *rd = redis_connect_url(need("REDIS_URL"), NULL, (char[256]){0}, 256);
+	assert_non_null(rd);
+	char key[128];
+	snprintf(key, sizeof key, "sfk:describe:v%s:Lead", need("SF_API_VERSION"));
+	redisReply *rep = redis_cmd(rd, "DEL %s", key);
+	freeReplyObject(rep);
+	long long calls = sim_api_calls();
+	assert_int_equal(sf_rest_describe(c.rest, "Lead", &d1, &e), SFK_OK);
+	long long after_first = sim_api_calls();
+	assert_int_equal(sf_rest_describe(c.rest, "Lead", &d2, &e), SFK_OK);
+	long long after_second = sim_api_calls();
+	assert_true(after_first > calls);
+	assert_int_equal(after_second - after_first, after_first - calls - 1);
+	assert_true(json_array_size(json_object_get(d2, "fields")) > 0);
+	assert_true(json_equal(d1, d2));
+	rep = redis_cmd(rd, "TTL %s", key);
+	assert_non_null(rep);
+	assert_true(rep->integer > 0 && rep->integer <= 3600);
+	freeReplyObject(rep);
+	redis_free(rd);
+	json_decref(d1);
+	json_decref(d2);
+
+	/* emailSimple: one good input; one without a body is a permanent error. */
+	json_t *out = NULL;
+	json_t *in = json_pack("[{s:s, s:s, s:s}]", "emailAddresses", "lead@example.com",
+	                       "emailSubject", "Hello", "emailBody", "Thanks for reaching out");
+	assert_int_equal(sf_rest_email_simple(c.rest, in, &out, &e), SFK_OK);
+	assert_int_equal(json_array_size(out), 1);
+	assert_true(json_is_true(json_object_get(json_array_get(out, 0), "isSuccess")));
+	json_decref(out);
+	json_decref(in);
+	in = json_pack("[{s:s, s:s}]", "emailAddresses", "lead@example.com", "emailSubject", "x");
+	out = NULL;
+	assert_int_equal(sf_rest_email_simple(c.rest, in, &out, &e), SFK_ERR_SF_PERMANENT);
+	assert_true(e.code[0] != '\0');
+	json_decref(out);
+	json_decref(in);
+
+	/* Sforce-Limit-Info reached the governor: the ratio is the sim's used/max. */
+	json_t *stats = sim_call("GET", "/sim/stats", NULL, NULL);
+	json_t *usage = json_object_get(stats, "api_usage");
+	double sim_ratio = (double)json_integer_value(json_object_get(usage, "used")) /
+	                   (double)json_integer_value(json_object_get(usage, "max"));
+	json_decref(stats);
+	json_t *lim = NULL;
+	assert_int_equal(sf_rest_limits(c.rest, &lim, &e), SFK_OK);
+	json_decref(lim);
+	struct metric *ratio = metrics_gauge("sfk_api_usage_ratio",
+	                                     "Share of the org's daily API request limit used "
+	                                     "(Sforce-Limit-Info api-usage)",
+	                                     NULL);
+	assert_true(metric_value(ratio) > 0);
+	assert_true(metric_value(ratio) >= sim_ratio * 0.5 &&
+	            metric_value(ratio) <= sim_ratio * 2 + 0.001);
+	assert_true(sf_quota_ratio(q) == metric_value(ratio));
+	assert_int_equal(sf_quota_state(q), SF_QUOTA_OK);
+	client_close(&c);
+	sf_quota_free(&q);
+}
+
+static void quota_pause_holds_writes(void **state)
+{
+	(void)state;
+	make_leads();
+	struct sf_quota *q = sf_quota_new(0.80, 0.95, 1000);
+	g_quota = q;
+	struct client c;
+	assert_int_equal(client_open(&c, need("REDIS_URL"), 20000), 0);
+	g_quota = NULL;
+	struct sf_error e;
+	/* The org is at 96% of its daily limit. */
+	sf_quota_update(q, 96000, 100000);
+	char why[256];
+	assert_int_equal(sf_quota_ready(q, why, sizeof why), 0);
+	long long self = sim_api_calls();
+	self = sim_api_calls() - self; /* does reading /sim/stats count as a call? */
+	long long calls = sim_api_calls();
+	json_t *f = json_pack("{s:s}", "Title", "paused?");
+	assert_int_equal(sf_rest_update(c.rest, "Lead", lead_ids[1], f, 0, &e), SFK_ERR_LIMIT);
+	assert_string_equal(e.code, "QUOTA_PAUSED");
+	long long after = sim_api_calls();
+	assert_int_equal(after - calls, self); /* nothing reached Salesforce */
+	/* Essential writes still go. */
+	assert_int_equal(sf_rest_update(c.rest, "Lead", lead_ids[1], f, SF_REQ_ESSENTIAL, &e),
+	                 SFK_OK);
+	json_decref(f);
+	client_close(&c);
+	sf_quota_free(&q);
+}
+
+/* A free loopback port chosen by the kernel (racy in theory; fine for a test). */
+static int free_port(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof a;
+	assert_true(s >= 0);
+	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+	close(s);
+	return ntohs(a.sin_port);
+}
+
 static void redis_down_requests_succeed(void **state)
 {
 	(void)state;
 	/* A Redis of our own, so stopping it disturbs nobody else. */
 	char dir[] = "/tmp/it_sf_redis.XXXXXX";
 	assert_non_null(mkdtemp(dir));
-	int port = 20000 + (int)(getpid() % 20000);
+	int port = free_port();
 	char url[64], ports[16];
 	snprintf(ports, sizeof ports, "%d", port);
 	snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
@@ -586,6 +744,8 @@ int main(void)
 	        cmocka_unit_test(expired_sessions_cost_one_token),
 	        cmocka_unit_test(retries_5xx_and_lock_to_success),
 	        cmocka_unit_test(permanent_error_reported_per_record),
+	        cmocka_unit_test(query_describe_email_quota),
+	        cmocka_unit_test(quota_pause_holds_writes),
 	        cmocka_unit_test(redis_down_requests_succeed),
 	        cmocka_unit_test(private_key_never_logged),
 	};
