@@ -1,0 +1,166 @@
+/*
+ * test_traffic.c - the traffic generator's plan: deterministic per seed,
+ * realistic mixes (regions, ISO countries, segments, intents), response
+ * plans that include unanswered leads, quick "before routing" answers and
+ * out-of-order pairs; profile validation messages.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "traffic.h"
+
+static struct traffic_profile prof(uint64_t seed)
+{
+	struct traffic_profile p;
+	traffic_profile_default(&p);
+	p.seed = seed;
+	p.leads = 2000;
+	return p;
+}
+
+static void test_deterministic(void **state)
+{
+	(void)state;
+	struct traffic_profile a = prof(42), b = prof(42), c = prof(43);
+	int differ = 0;
+	for (long i = 0; i < 50; i++) {
+		json_t *x = traffic_plan_lead(&a, i), *y = traffic_plan_lead(&b, i);
+		json_t *z = traffic_plan_lead(&c, i);
+		assert_true(json_equal(x, y));
+		differ += !json_equal(x, z);
+		json_decref(x);
+		json_decref(y);
+		json_decref(z);
+	}
+	assert_true(differ > 40);
+}
+
+static void test_mix(void **state)
+{
+	(void)state;
+	struct traffic_profile p = prof(7);
+	int region[5] = {0}, seg[3] = {0}, intents = 0, unanswered = 0, quick = 0, ooo = 0;
+	int email = 0, call = 0, code_only = 0;
+	const char *rnames[] = {"NA", "EMEA", "APAC", "LATAM", "UNKNOWN"};
+	for (long i = 0; i < p.leads; i++) {
+		json_t *l = traffic_plan_lead(&p, i);
+		json_t *f = json_object_get(l, "fields");
+		const char *r = json_string_value(json_object_get(l, "region"));
+		for (int k = 0; k < 5; k++)
+			region[k] += strcmp(r, rnames[k]) == 0;
+		/* Required Lead fields are always there. */
+		assert_non_null(json_string_value(json_object_get(f, "LastName")));
+		assert_non_null(json_string_value(json_object_get(f, "Company")));
+		json_t *emp = json_object_get(f, "NumberOfEmployees");
+		const char *s = json_string_value(json_object_get(l, "segment"));
+		if (emp) {
+			json_int_t n = json_integer_value(emp);
+			if (n < 100) {
+				assert_string_equal(s, "SMB");
+				seg[0]++;
+			} else if (n < 1000) {
+				assert_string_equal(s, "MM");
+				seg[1]++;
+			} else {
+				assert_string_equal(s, "ENT");
+				seg[2]++;
+			}
+		} else {
+			assert_string_equal(s, "UNKNOWN");
+		}
+		const char *cc = json_string_value(json_object_get(l, "country_code"));
+		const char *country = json_string_value(json_object_get(f, "Country"));
+		if (cc && country && strlen(country) == 2) {
+			assert_string_equal(country, cc);
+			code_only++;
+		}
+		if (strcmp(json_string_value(json_object_get(l, "intent")), "unknown") != 0) {
+			const char *d = json_string_value(json_object_get(f, "Description"));
+			assert_non_null(d);
+			intents++;
+		}
+		json_t *resp = json_object_get(l, "responses");
+		if (json_array_size(resp) == 0)
+			unanswered++;
+		size_t k;
+		json_t *r1;
+		json_array_foreach(resp, k, r1)
+		{
+			const char *kind = json_string_value(json_object_get(r1, "kind"));
+			email += strcmp(kind, "email_message") == 0;
+			call += strcmp(kind, "call") == 0;
+			if (k == 0 &&
+			    json_integer_value(json_object_get(r1, "delay_ms")) <= p.quick_max_ms)
+				quick++;
+			if (k == 1) {
+				json_int_t d1 = json_integer_value(
+				        json_object_get(json_array_get(resp, 0), "delay_ms"));
+				json_int_t d2 = json_integer_value(json_object_get(r1, "delay_ms"));
+				json_int_t back =
+				        json_integer_value(json_object_get(r1, "backdate_ms"));
+				assert_true(d2 > d1); /* created later */
+				if (back) {
+					assert_true(back < d1 || d1 == 0); /* dated earlier */
+					ooo++;
+				}
+			}
+		}
+		json_decref(l);
+	}
+	/* Region weights 40/30/20/10 (of the leads with a country). */
+	assert_true(region[0] > 600 && region[0] < 900);
+	assert_true(region[1] > 420 && region[1] < 700);
+	assert_true(region[2] > 260 && region[2] < 500);
+	assert_true(region[3] > 110 && region[3] < 280);
+	assert_true(region[4] > 20 && region[4] < 160);
+	/* Segments 50/35/15. */
+	assert_true(seg[0] > 800 && seg[1] > 520 && seg[2] > 180);
+	assert_true(intents > 1600);
+	assert_true(unanswered > 150 && unanswered < 500);
+	assert_true(quick > 200);
+	assert_true(ooo > 10);
+	assert_true(email > 300 && call > 200);
+	assert_true(code_only > 50);
+}
+
+static void test_profile_parse(void **state)
+{
+	(void)state;
+	struct traffic_profile p;
+	char err[200];
+	json_t *j = json_pack("{s:i,s:f,s:i,s:f}", "leads", 200, "rate", 50.0, "seed", 1,
+	                      "answer_ratio", 0.5);
+	assert_int_equal(traffic_profile_parse(j, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.leads, 200);
+	assert_true(p.rate == 50.0 && p.answer_ratio == 0.5 && p.seed == 1);
+	json_decref(j);
+
+	j = json_pack("{s:i}", "leads", 0);
+	assert_int_equal(traffic_profile_parse(j, &p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "leads must be an integer"));
+	json_decref(j);
+	j = json_pack("{s:i,s:f}", "leads", 5, "answer_ratio", 1.5);
+	assert_int_equal(traffic_profile_parse(j, &p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "answer_ratio"));
+	json_decref(j);
+	j = json_pack("{s:i,s:i,s:i}", "leads", 5, "delay_min_ms", 500, "delay_max_ms", 100);
+	assert_int_equal(traffic_profile_parse(j, &p, err, sizeof(err)), -1);
+	json_decref(j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_deterministic),
+	        cmocka_unit_test(test_mix),
+	        cmocka_unit_test(test_profile_parse),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
