@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "kafka.h"
+#include "metrics.h"
 
 #define NRECORDS   10
 #define DEADLINE_S 60 /* per wait; a real broker's first group join takes seconds */
@@ -384,10 +385,67 @@ static void transaction_commit_delivers(void **state)
 	read_committed_expect(topic, "txn-commit", 4);
 }
 
+/* sfk_kafka_consumer_lag{topic} shows what the group has not committed:
+ * 10 records, 4 committed -> 6 (one partition, so every committed offset
+ * is known). */
+static void lag_gauge_follows_commits(void **state)
+{
+	(void)state;
+	char topic[128], group[128], err[KAFKA_ERRSTR_MAX];
+	const char *topics[1] = {topic};
+	struct kafka_producer *p;
+	struct kafka_consumer *c;
+	struct metric *lag = metrics_gauge("sfk_kafka_consumer_lag", "lag", "topic");
+	rd_kafka_message_t *m;
+	int got = 0;
+	double end;
+
+	snprintf(topic, sizeof topic, "sfk.it.lag.%s", run_id);
+	snprintf(group, sizeof group, "sfk-it-lag-%s", run_id);
+	create_topic(topic, 1);
+	p = kafka_producer_new(bootstrap, NULL, NULL, err, sizeof err);
+	if (!p)
+		fail_msg("producer: %s", err);
+	for (int i = 0; i < NRECORDS; i++)
+		assert_int_equal(kafka_produce(p, topic, "k", 1, "v", 1, NULL, 0, err, sizeof err),
+		                 SFK_OK);
+	if (kafka_producer_flush(p, 30000, err, sizeof err) != SFK_OK)
+		fail_msg("flush: %s", err);
+	kafka_producer_destroy(&p);
+
+	c = kafka_consumer_new(bootstrap, group, consumer_props, NULL, err, sizeof err);
+	if (!c)
+		fail_msg("consumer: %s", err);
+	assert_int_equal(kafka_consumer_subscribe(c, topics, 1, err, sizeof err), SFK_OK);
+	for (end = now_s() + DEADLINE_S; got < 4;) {
+		enum sfk_err rc = kafka_consumer_poll(c, 500, &m, err, sizeof err);
+		if (now_s() > end)
+			fail_msg("consumer got %d of 4 records", got);
+		if (rc != SFK_OK || !m)
+			continue;
+		assert_int_equal(kafka_consumer_store(c, m, err, sizeof err), SFK_OK);
+		rd_kafka_message_destroy(m);
+		got++;
+	}
+	if (kafka_consumer_commit(c, err, sizeof err) != SFK_OK)
+		fail_msg("commit: %s", err);
+	/* statistics arrive every 500 ms inside poll; later records are read
+	 * but not stored, so the committed position stays at 4 */
+	for (end = now_s() + DEADLINE_S; metric_value(lag, topic) != NRECORDS - 4;) {
+		if (now_s() > end)
+			fail_msg("lag gauge for %s is %g, want %d", topic, metric_value(lag, topic),
+			         NRECORDS - 4);
+		if (kafka_consumer_poll(c, 200, &m, err, sizeof err) == SFK_OK && m)
+			rd_kafka_message_destroy(m);
+	}
+	kafka_consumer_close(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(roundtrip_group_resumes_after_commit),
+	        cmocka_unit_test(lag_gauge_follows_commits),
 	        cmocka_unit_test(transaction_commit_delivers),
 	        cmocka_unit_test(transaction_abort_invisible_commit_visible),
 	};
