@@ -610,48 +610,132 @@ static int parse_fref(struct parser *p, struct fref *f)
 	return 0;
 }
 
-/* Decode a string literal's escapes; NULL (and err) on a bad escape. */
-static char *decode_string(struct parser *p, size_t pos, size_t len)
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The 4 hex digits at s (n available) -> code unit, or -1. */
+static long hex4(const char *s, size_t n)
+{
+	long v = 0;
+	size_t i;
+
+	if (n < 4)
+		return -1;
+	for (i = 0; i < 4; i++) {
+		int h = hexval(s[i]);
+
+		if (h < 0)
+			return -1;
+		v = v * 16 + h;
+	}
+	return v;
+}
+
+static size_t put_utf8(char *o, unsigned long cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xC0 | (cp >> 6));
+		o[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xE0 | (cp >> 12));
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		o[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	o[0] = (char)(0xF0 | (cp >> 18));
+	o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+	o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+	o[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
+}
+
+/*
+ * Decode a string literal (the len bytes between the quotes at pos) with
+ * SOQL's escapes: \n \r \t \b \f (either case), \' \" \\, \uXXXX (surrogate
+ * pairs combine), and \_ \% (meaningful in LIKE). For a LIKE pattern
+ * (like != 0) the result keeps exactly three escapes, \\ \% \_, so the
+ * matcher can tell a literal % or _ from a wildcard; otherwise \_ and \%
+ * decode to the bare character. NULL (and err) on a bad escape or NUL.
+ * Output never exceeds the input length (each escape is >= its output).
+ */
+static char *decode_string(struct parser *p, size_t pos, size_t len, int like)
 {
 	const char *s = p->s + pos;
 	char *out = xmalloc(len + 1);
-	size_t i, o = 0;
+	size_t i, o = 0, esc = 0;
+	long u, lo;
 
 	for (i = 0; i < len; i++) {
 		char c = s[i];
 
-		if (c == '\0') {
-			free(out);
-			soql_err_at(p->err, "MALFORMED_QUERY", p->s, p->len, pos + i,
-			            "unexpected token: '\\0'");
-			return NULL;
-		}
 		if (c != '\\') {
 			out[o++] = c;
 			continue;
 		}
-		switch (s[++i]) {
+		esc = i++;
+		switch (s[i]) {
 		case '\'': out[o++] = '\''; break;
 		case '"': out[o++] = '"'; break;
-		case '\\': out[o++] = '\\'; break;
-		case 'n': out[o++] = '\n'; break;
-		case 'r': out[o++] = '\r'; break;
-		case 't': out[o++] = '\t'; break;
-		case 'b': out[o++] = '\b'; break;
-		case 'f': out[o++] = '\f'; break;
-		case '_': out[o++] = '_'; break;
-		case '%': out[o++] = '%'; break;
-		default:
-			free(out);
-			soql_err_at(p->err, "MALFORMED_QUERY", p->s, p->len, pos - 1,
-			            "Invalid string literal '%.*s'. Illegal character sequence "
-			            "'\\%c' in string literal.",
-			            (int)(len > TOKEN_CLIP ? TOKEN_CLIP : len), s, s[i]);
-			return NULL;
+		case 'n':
+		case 'N': out[o++] = '\n'; break;
+		case 'r':
+		case 'R': out[o++] = '\r'; break;
+		case 't':
+		case 'T': out[o++] = '\t'; break;
+		case 'b':
+		case 'B': out[o++] = '\b'; break;
+		case 'f':
+		case 'F': out[o++] = '\f'; break;
+		case '\\':
+		case '_':
+		case '%':
+			if (like)
+				out[o++] = '\\';
+			out[o++] = s[i];
+			break;
+		case 'u':
+			u = hex4(s + i + 1, len - i - 1);
+			if (u < 0 || u == 0 || (u >= 0xDC00 && u <= 0xDFFF))
+				goto bad;
+			i += 4;
+			if (u >= 0xD800 && u <= 0xDBFF) {
+				if (i + 2 >= len || s[i + 1] != '\\' || s[i + 2] != 'u')
+					goto bad;
+				lo = hex4(s + i + 3, len - i - 3);
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					goto bad;
+				i += 6;
+				u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+			}
+			o += put_utf8(out + o, (unsigned long)u);
+			break;
+		default: goto bad;
 		}
 	}
 	out[o] = '\0';
 	return out;
+bad:
+	free(out);
+	soql_err_at(p->err, "MALFORMED_QUERY", p->s, p->len, pos - 1,
+	            "Invalid string literal '%.*s'. Illegal character sequence '%.*s' in string "
+	            "literal.",
+	            (int)(len > TOKEN_CLIP ? TOKEN_CLIP : len), s,
+	            s[esc + 1] == 'u' ? (int)(len - esc < 6 ? len - esc : 6) : 2, s + esc);
+	return NULL;
 }
 
 static const struct {
@@ -699,7 +783,8 @@ static int parse_uint(struct parser *p, long max, long *out)
 	return 0;
 }
 
-static int parse_value(struct parser *p, struct value *v)
+/* like: the value is a LIKE pattern (see decode_string). */
+static int parse_value(struct parser *p, struct value *v, int like)
 {
 	const struct tok *t = peek(p);
 	size_t i;
@@ -710,9 +795,7 @@ static int parse_value(struct parser *p, struct value *v)
 	switch (t->kind) {
 	case T_STRING:
 		v->kind = V_STR;
-		v->raw_pos = t->pos + 1;
-		v->raw_len = t->len - 2;
-		v->str = decode_string(p, v->raw_pos, v->raw_len);
+		v->str = decode_string(p, t->pos + 1, t->len - 2, like);
 		if (v->str == NULL)
 			return -1;
 		advance(p);
@@ -883,7 +966,7 @@ static struct node *parse_comparison(struct parser *p)
 			goto fail;
 		for (;;) {
 			n->vals = xrealloc(n->vals, (n->nvals + 1) * sizeof(*n->vals));
-			if (parse_value(p, &n->vals[n->nvals])) {
+			if (parse_value(p, &n->vals[n->nvals], 0)) {
 				goto fail;
 			}
 			n->nvals++;
@@ -896,7 +979,7 @@ static struct node *parse_comparison(struct parser *p)
 		return n;
 	}
 	n->vals = xmalloc(sizeof(*n->vals));
-	if (parse_value(p, &n->vals[0]))
+	if (parse_value(p, &n->vals[0], n->op == OP_LIKE))
 		goto fail;
 	n->nvals = 1;
 	return n;

@@ -347,23 +347,12 @@ static size_t utf8_len(const char *s)
 	return n;
 }
 
-static char unescape(char c)
-{
-	switch (c) {
-	case 'n': return '\n';
-	case 'r': return '\r';
-	case 't': return '\t';
-	case 'b': return '\b';
-	case 'f': return '\f';
-	default: return c;
-	}
-}
-
-/* Match s against the raw (still escaped) pattern p[0..pn): % any run, _ one
+/* Match s against pattern p (decoded but for \\ \% \_): % any run, _ one
  * character, \x the literal x; ASCII case-insensitive. Iterative with one
  * backtrack point, so no recursion and O(|s|*|p|) worst case. */
-static int like_match(const char *s, const char *p, size_t pn)
+static int like_match(const char *s, const char *p)
 {
+	size_t pn = strlen(p);
 	const char *star_s = NULL;
 	size_t i = 0, star_p = 0;
 	int have_star = 0;
@@ -390,7 +379,7 @@ static int like_match(const char *s, const char *p, size_t pn)
 			size_t adv = 1;
 
 			if (pc == '\\' && i + 1 < pn) {
-				pc = unescape(p[i + 1]);
+				pc = p[i + 1];
 				adv = 2;
 			}
 			if (tolower((unsigned char)pc) == tolower((unsigned char)*s)) {
@@ -511,8 +500,7 @@ static int eval(const struct soql_query *q, const struct node *n, json_t *rec,
 	case OP_LIKE:
 		if (!json_is_string(v))
 			return 0;
-		return like_match(json_string_value(v), q->text + n->vals[0].raw_pos,
-		                  n->vals[0].raw_len);
+		return like_match(json_string_value(v), n->vals[0].str);
 	default: return value_rel(&n->f, v, n->op, &n->vals[0], now);
 	}
 }

@@ -42,11 +42,10 @@ struct value {
 	size_t pos, len; /* source span */
 	int b;
 	double num;
-	char *str;               /* V_STR: decoded, NUL-terminated */
-	size_t raw_pos, raw_len; /* V_STR: text between the quotes (LIKE) */
-	int64_t lo, hi;          /* V_DATE: days [lo,hi); V_DATETIME: ms [lo,hi) */
-	enum datefn fn;          /* V_DATEFN */
-	long n;                  /* V_DATEFN: the :n argument */
+	char *str;      /* V_STR: decoded; a LIKE pattern keeps the escapes \\, \% and \_ */
+	int64_t lo, hi; /* V_DATE: days [lo,hi); V_DATETIME: ms [lo,hi) */
+	enum datefn fn; /* V_DATEFN */
+	long n;         /* V_DATEFN: the :n argument */
 };
 
 /* A field reference as written; bind fills the canonical parts. */

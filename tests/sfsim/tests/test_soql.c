@@ -382,6 +382,29 @@ static void test_string_escapes(void **state)
 	expect_names("SELECT Name FROM Lead WHERE Description = 'back\\\\slash \\\"q\\\"'", "Ada");
 	expect_names("SELECT Name FROM Lead WHERE Description = 'back\\\\slash \"q\"'", "Ada");
 	expect_names("SELECT Name FROM Lead WHERE Name = 'Dan\\_Brown\\%'", "Dan");
+	/* Upper-case forms and \uXXXX (what common/soql_build's soql_escape emits). */
+	expect_names("SELECT Name FROM Lead WHERE Description = 'line1\\Nline2\\Ttab'", "Eve");
+	expect_names("SELECT Name FROM Lead WHERE Description = 'line1\\u000aline2\\u0009tab'",
+	             "Eve");
+	expect_names("SELECT Name FROM Lead WHERE Name = '\\u0045ve'", "Eve");
+	expect_names("SELECT Name FROM Lead WHERE Name LIKE '\\u0044an\\_%'", "Dan");
+	expect_error("SELECT Name FROM Lead WHERE Name = 'a\\u00zz'", "MALFORMED_QUERY", 1, 36,
+	             "Illegal character sequence '\\u00zz' in string literal");
+	expect_error("SELECT Name FROM Lead WHERE Name = '\\ud83d'", "MALFORMED_QUERY", 1, 36,
+	             "Illegal character sequence '\\ud83d'");
+	expect_error("SELECT Name FROM Lead WHERE Name = 'a\\u0000'", "MALFORMED_QUERY", 1, 36,
+	             "Illegal character sequence '\\u0000'");
+	/* One more lead, for this test only: non-ASCII text, a surrogate pair. */
+	assert_int_equal(
+	        json_array_append_new(leads, json_pack("{s:s, s:s}", "Id", "00Q000000000006AAA",
+	                                               "Name", "Fran\xc3\xa7ois \xf0\x9f\x98\x80")),
+	        0);
+	expect_names("SELECT Name FROM Lead WHERE Name = 'Fran\\u00e7ois \\ud83d\\ude00'",
+	             "Fran\xc3\xa7ois");
+	expect_names("SELECT Name FROM Lead WHERE Name = 'FRAN\xc3\xa7OIS \xf0\x9f\x98\x80'",
+	             "Fran\xc3\xa7ois");
+	expect_names("SELECT Name FROM Lead WHERE Name LIKE 'Fran_ois _'", "Fran\xc3\xa7ois");
+	assert_int_equal(json_array_remove(leads, json_array_size(leads) - 1), 0);
 	expect_error("SELECT Name FROM Lead WHERE Name = 'a\\qb'", "MALFORMED_QUERY", 1, 36,
 	             "Illegal character sequence '\\q' in string literal");
 }
