@@ -360,6 +360,12 @@ enum sfk_err kafka_produce(struct kafka_producer *p, const char *topic, const vo
                            const struct kafka_header *hdrs, size_t nhdrs, char *errstr,
                            size_t errsize)
 {
+	/* rd_kafka_produceva() rather than producev(): the RD_KAFKA_V_*
+	 * macros use GNU statement expressions, which clang -Wpedantic
+	 * rejects. Header entries are copied by librdkafka. */
+	rd_kafka_vu_t vu[4 + KAFKA_HEADERS_MAX];
+	size_t n = 0;
+	rd_kafka_error_t *e;
 	rd_kafka_resp_err_t err;
 	enum sfk_err rc;
 	struct timespec start, now;
@@ -368,30 +374,40 @@ enum sfk_err kafka_produce(struct kafka_producer *p, const char *topic, const vo
 		errf(errstr, errsize, "produce: bad topic name");
 		return SFK_ERR_INVALID;
 	}
+	if (nhdrs > KAFKA_HEADERS_MAX) {
+		errf(errstr, errsize, "produce: %zu headers, at most %d", nhdrs, KAFKA_HEADERS_MAX);
+		return SFK_ERR_INVALID;
+	}
+	vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;
+	vu[n++].u.cstr = topic;
+	vu[n].vtype = RD_KAFKA_VTYPE_KEY;
+	vu[n].u.mem.ptr = (void *)key;
+	vu[n++].u.mem.size = key ? keylen : 0;
+	vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
+	vu[n].u.mem.ptr = (void *)value;
+	vu[n++].u.mem.size = value ? valuelen : 0;
+	vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+	vu[n++].u.i = RD_KAFKA_MSG_F_COPY;
+	for (size_t i = 0; i < nhdrs; i++, n++) {
+		vu[n].vtype = RD_KAFKA_VTYPE_HEADER;
+		vu[n].u.header.name = hdrs[i].name;
+		vu[n].u.header.val = hdrs[i].value;
+		vu[n].u.header.size = hdrs[i].value ? (ssize_t)hdrs[i].len : 0;
+	}
+
 	if ((rc = check_fatal(p->rk, errstr, errsize)) != SFK_OK)
 		return rc;
 	rd_kafka_poll(p->rk, 0); /* serve delivery reports of earlier records */
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		/* The headers object passes to librdkafka on success only. */
-		rd_kafka_headers_t *h = NULL;
-		if (nhdrs) {
-			h = rd_kafka_headers_new(nhdrs);
-			for (size_t i = 0; i < nhdrs; i++)
-				rd_kafka_header_add(h, hdrs[i].name, -1, hdrs[i].value,
-				                    hdrs[i].value ? (ssize_t)hdrs[i].len : 0);
-		}
-		err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
-		                        RD_KAFKA_V_KEY((void *)key, key ? keylen : 0),
-		                        RD_KAFKA_V_VALUE((void *)value, value ? valuelen : 0),
-		                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		                        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		e = rd_kafka_produceva(p->rk, vu, n);
+		if (!e)
 			return SFK_OK;
-		if (h) /* NULL is not accepted by 2.0.2 */
-			rd_kafka_headers_destroy(h);
+		err = rd_kafka_error_code(e);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
+		rd_kafka_error_destroy(e);
+		e = NULL;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >=
 		    PRODUCE_QUEUE_WAIT_MS)
@@ -399,11 +415,17 @@ enum sfk_err kafka_produce(struct kafka_producer *p, const char *topic, const vo
 		rd_kafka_poll(p->rk, 100); /* deliveries make room */
 	}
 	if ((rc = check_fatal(p->rk, errstr, errsize)) != SFK_OK)
-		return rc;
-	errf(errstr, errsize, "produce to %s: %s", topic, rd_kafka_err2str(err));
+		goto out;
+	errf(errstr, errsize, "produce to %s: %s", topic,
+	     e ? rd_kafka_error_string(e) : rd_kafka_err2str(err));
 	if (err == RD_KAFKA_RESP_ERR__STATE)
-		return SFK_ERR_INVALID; /* e.g. transactional producer outside a transaction */
-	return kafka_err_map(err);
+		rc = SFK_ERR_INVALID; /* e.g. transactional producer outside a transaction */
+	else if ((rc = kafka_err_map(err)) == SFK_ERR_TIMEOUT)
+		rc = SFK_ERR_KAFKA;
+out:
+	if (e)
+		rd_kafka_error_destroy(e);
+	return rc;
 }
 
 enum sfk_err kafka_producer_flush(struct kafka_producer *p, int timeout_ms, char *errstr,

@@ -19,6 +19,8 @@
 #define KAFKA_ERRSTR_MAX 512
 /* Longest topic name Kafka accepts. */
 #define KAFKA_TOPIC_MAX 249
+/* Most headers one record may carry. */
+#define KAFKA_HEADERS_MAX 16
 /* Flush/close budget used by the destructors. */
 #define KAFKA_SHUTDOWN_TIMEOUT_MS 10000
 
@@ -91,13 +93,12 @@ struct kafka_producer *kafka_producer_new(const char *bootstrap, const char *tra
                                           const char *const *props, char *errstr, size_t errsize);
 
 /*
- * Enqueue one record. key/value may be NULL (len 0); both, and the headers,
- * are copied. The partition comes from the key (murmur2, as Java does).
- * Waits up to a few seconds (serving delivery reports) if the local queue is
- * full. Returns SFK_OK when queued — delivery is confirmed only by
- * kafka_producer_flush() or txn_commit —, SFK_ERR_KAFKA (transient, e.g.
- * queue still full; in a transaction: abort it), SFK_ERR_INVALID (bad
- * arguments, too large) or SFK_ERR_KAFKA_FATAL / SFK_ERR_FENCED.
+ * Enqueue one record. key/value may be NULL (len 0); both, and the headers
+ * (at most KAFKA_HEADERS_MAX), are copied. The partition comes from the key (murmur2, as Java
+ * does). Waits up to a few seconds (serving delivery reports) if the local queue is full. Returns
+ * SFK_OK when queued — delivery is confirmed only by kafka_producer_flush() or txn_commit —,
+ * SFK_ERR_KAFKA (transient, e.g. queue still full; in a transaction: abort it), SFK_ERR_INVALID
+ * (bad arguments, too large) or SFK_ERR_KAFKA_FATAL / SFK_ERR_FENCED.
  */
 enum sfk_err kafka_produce(struct kafka_producer *p, const char *topic, const void *key,
                            size_t keylen, const void *value, size_t valuelen,
