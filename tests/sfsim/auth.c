@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "auth.h"
 #include "b64.h"
@@ -402,7 +403,9 @@ static void token_handler(struct sim *sim, const struct sim_req *req, struct sim
 	}
 	const char *aud =
 	        sim->cfg.sandbox ? "https://test.salesforce.com" : "https://login.salesforce.com";
-	if (auth_verify_jwt(assertion, app->pubkey, app->client_id, aud, sim_now_ms(sim) / 1000,
+	/* exp is checked against the wall clock: clients mint it from theirs and
+	 * cannot know the sim offset. Session lifetimes run on the sim clock. */
+	if (auth_verify_jwt(assertion, app->pubkey, app->client_id, aud, (int64_t)time(NULL),
 	                    subject, sizeof(subject), desc, sizeof(desc)) < 0) {
 		oauth_error(sim, resp, 400, "invalid_grant", desc);
 		goto out;
