@@ -441,11 +441,68 @@ static void lag_gauge_follows_commits(void **state)
 	kafka_consumer_close(&c);
 }
 
+/* The admin helper as `sfk topics create` uses it: a compacted topic with
+ * settings, idempotent re-creation, every bad topic reported with the
+ * broker's reason while the good one in the same request is created. */
+static void admin_creates_and_reports(void **state)
+{
+	(void)state;
+	char good[128], bad1[128], bad2[128], err[KAFKA_ERRSTR_MAX * 4];
+	const char *compact[] = {"cleanup.policy=compact", "retention.ms=86400000", NULL};
+	const char *nonsense[] = {"cleanup.policy=shred", NULL};
+	struct kafka_topic_spec specs[3];
+	struct kafka_topic_info *info = NULL;
+	size_t n = 0, i;
+	struct kafka_admin *a;
+
+	if (is_mock()) {
+		printf("SKIPPED on the mock cluster: librdkafka 2.0.2's mock has no CreateTopics. "
+		       "Runs against the real broker.\n");
+		skip();
+	}
+	snprintf(good, sizeof good, "sfk.it.admin.ok.%s", run_id);
+	snprintf(bad1, sizeof bad1, "sfk.it.admin.bad1.%s", run_id);
+	snprintf(bad2, sizeof bad2, "sfk.it.admin.bad2.%s", run_id);
+	specs[0] = (struct kafka_topic_spec){good, 2, 1, compact};
+	specs[1] = (struct kafka_topic_spec){bad1, 1, 1, nonsense};
+	specs[2] = (struct kafka_topic_spec){bad2, 1, 7, NULL}; /* 7 replicas, 1 broker */
+	a = kafka_admin_new(bootstrap, NULL, err, sizeof err);
+	if (!a)
+		fail_msg("admin: %s", err);
+
+	assert_int_equal(kafka_admin_create_topics(a, specs, 3, 30000, err, sizeof err),
+	                 SFK_ERR_INVALID);
+	printf("reported: %s", err);
+	assert_non_null(strstr(err, bad1));
+	assert_non_null(strstr(err, bad2));
+	assert_null(strstr(err, good));
+
+	/* the good one exists with its partitions; re-creating it is fine */
+	assert_int_equal(kafka_admin_create_topics(a, specs, 1, 30000, err, sizeof err), SFK_OK);
+	assert_int_equal(kafka_admin_describe(a, good, 10000, &info, &n, err, sizeof err), SFK_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(info[0].partitions, 2);
+	assert_int_equal(info[0].replication, 1);
+	free(info);
+
+	assert_int_equal(kafka_admin_describe(a, bad1, 10000, &info, &n, err, sizeof err),
+	                 SFK_ERR_NOT_FOUND);
+	assert_null(info);
+	/* listing all includes it */
+	assert_int_equal(kafka_admin_describe(a, NULL, 10000, &info, &n, err, sizeof err), SFK_OK);
+	for (i = 0; i < n && strcmp(info[i].name, good) != 0; i++)
+		;
+	assert_true(i < n);
+	free(info);
+	kafka_admin_destroy(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(roundtrip_group_resumes_after_commit),
 	        cmocka_unit_test(lag_gauge_follows_commits),
+	        cmocka_unit_test(admin_creates_and_reports),
 	        cmocka_unit_test(transaction_commit_delivers),
 	        cmocka_unit_test(transaction_abort_invisible_commit_visible),
 	};
