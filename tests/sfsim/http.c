@@ -358,7 +358,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	        resp.body_len, resp.body ? resp.body : (void *)"",
 	        resp.body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	resp.body = NULL; /* libmicrohttpd owns it now */
-	if (resp.body_len || resp.status != 204)
+	if (resp.body_len)
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, resp.content_type);
 	for (size_t i = 0; i < resp.nheaders; i++)
 		MHD_add_response_header(mr, resp.headers[i].name, resp.headers[i].value);

@@ -379,3 +379,24 @@ def test_unknown_resource_is_not_found(sf):
     assert r.status_code == 404
     assert r.json() == [{"errorCode": "NOT_FOUND",
                          "message": "The requested resource does not exist"}]
+
+
+def test_bulk2_ingest_insert_and_results(sf, tag):
+    records = [{"LastName": f"Bulk {i}", "Company": tag, "NumberOfEmployees": str(i)}
+               for i in range(450)]
+    records.append({"LastName": "Broken", "Company": "", "NumberOfEmployees": "1"})
+    res = sf.bulk2.Lead.insert(records=records, wait=1)
+    assert len(res) == 1
+    job = res[0]
+    assert job["numberRecordsProcessed"] == 451
+    assert job["numberRecordsFailed"] == 1
+    failed = sf.bulk2.Lead.get_failed_records(job["job_id"])
+    lines = failed.strip().splitlines()
+    assert lines[0].startswith('"sf__Id","sf__Error"')
+    assert len(lines) == 2 and "REQUIRED_FIELD_MISSING" in lines[1]
+    ok = sf.bulk2.Lead.get_successful_records(job["job_id"]).strip().splitlines()
+    assert ok[0].startswith('"sf__Id","sf__Created"') and len(ok) == 451
+    assert sf.query(f"SELECT COUNT() FROM Lead WHERE Company = '{tag}'")["totalSize"] == 450
+    info = sf.restful(f"jobs/ingest/{job['job_id']}")
+    assert info["state"] == "JobComplete" and info["jobType"] == "V2Ingest"
+    assert info["object"] == "Lead" and info["operation"] == "insert"
