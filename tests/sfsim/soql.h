@@ -27,11 +27,22 @@
 
 /*
  * Error detail, filled on failure. code is Salesforce's errorCode:
- * "MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE",
- * "NUMBER_OUTSIDE_VALID_RANGE", "QUERY_TOO_COMPLICATED",
- * "INVALID_QUERY_FILTER_OPERATOR". message is Salesforce-shaped, e.g.
- * "\nSELECT Foo FROM Lead\n       ^\nERROR at Row:1:Column:8\nNo such column ...".
- * row/column are 1-based (0 when the error has no position).
+ *   MALFORMED_QUERY            syntax ("unexpected token: 'X'"), bad literal
+ *                              ("Invalid datetime: ...", "invalid ID field: x"),
+ *                              duplicate field, over SOQL_MAX_QUERY_LEN
+ *   INVALID_TYPE               unknown sObject
+ *   INVALID_FIELD              unknown field or relationship, literal of the
+ *                              wrong type ("value of filter criterion for
+ *                              field 'X' must be of type date and should not
+ *                              be enclosed in quotes")
+ *   NUMBER_OUTSIDE_VALID_RANGE OFFSET > 2000 ("Maximum SOQL offset allowed
+ *                              is 2000", no position)
+ *   QUERY_TOO_COMPLICATED      WHERE nested deeper than SOQL_MAX_DEPTH
+ * Positioned messages look like Salesforce's:
+ * "\nSELECT Foo FROM Lead\n       ^\nERROR at Row:1:Column:8\nNo such column ..."
+ * (the whole tokens within ~30 characters either side of the error, a caret
+ * under it). row/column are 1-based, 0 when the error has no position.
+ * message is valid UTF-8 (safe to put in a JSON body).
  */
 struct soql_error {
 	char code[SOQL_ERRCODE_MAX];
@@ -92,6 +103,25 @@ struct soql_env {
 struct soql_query;
 
 /*
+ * Semantics (as Salesforce, not SQL): AND and OR may not be mixed at one
+ * level without parentheses ("a OR b AND c" is MALFORMED_QUERY "unexpected
+ * token: 'AND'"); NOT applies to the next condition. "X != v" and
+ * "X NOT IN (...)" match rows where X is null; "X = null" / "X != null" test
+ * for null; < <= > >= LIKE never match null. Text compares ASCII
+ * case-insensitively (=, <, LIKE, ORDER BY). Id fields compare a 15-char
+ * literal with an 18-char value on the first 15 characters, case-sensitively.
+ * Date fields take YYYY-MM-DD, datetime fields take datetime literals
+ * (offsets, fractional seconds), both take TODAY, YESTERDAY, TOMORROW,
+ * {LAST,THIS,NEXT}_{WEEK,MONTH,YEAR}, LAST_90_DAYS, NEXT_90_DAYS,
+ * LAST_N_DAYS:n, NEXT_N_DAYS:n, N_DAYS_AGO:n (UTC days at env->now; weeks
+ * start on Sunday). ORDER BY defaults: ASC NULLS FIRST, DESC NULLS LAST;
+ * ties keep input order. Not supported (MALFORMED_QUERY): GROUP BY, HAVING,
+ * aggregate functions other than COUNT(), sub-queries, semi-joins, TYPEOF,
+ * WITH, FOR, USING SCOPE, INCLUDES/EXCLUDES, currency literals, bind
+ * variables, relationship paths deeper than one level.
+ */
+
+/*
  * Parse a NUL-terminated SOQL statement. Returns a new query (free with
  * soql_free) or NULL with err filled (MALFORMED_QUERY, or
  * NUMBER_OUTSIDE_VALID_RANGE for OFFSET > 2000). Names are not checked yet.
@@ -104,8 +134,9 @@ struct soql_query *soql_parse_n(const char *text, size_t len, struct soql_error 
 /*
  * Resolve the object and every field name against schema: names become
  * canonical case and get types; literals are checked against field types.
- * Returns 0, or -1 with err (INVALID_TYPE, INVALID_FIELD, MALFORMED_QUERY,
- * INVALID_QUERY_FILTER_OPERATOR). Must succeed before match/run.
+ * Returns 0, or -1 with err (INVALID_TYPE, INVALID_FIELD, MALFORMED_QUERY).
+ * Must succeed before match/run. The schema callbacks are only called
+ * during soql_bind.
  */
 int soql_bind(struct soql_query *q, const struct soql_schema *schema, void *ctx,
               struct soql_error *err);
