@@ -245,6 +245,64 @@ static void stats_feed_lag_gauge(void **state)
 	metrics_reset();
 }
 
+/* A fatal error raised inside librdkafka reaches the caller as the fatal
+ * class, with librdkafka's reason; fencing as SFK_ERR_FENCED. No broker is
+ * needed: nothing listens on port 9 and nothing is sent. */
+static void fatal_errors_surface(void **state)
+{
+	(void)state;
+	char err[KAFKA_ERRSTR_MAX];
+	struct kafka_producer *p = kafka_producer_new("127.0.0.1:9", NULL, NULL, err, sizeof err);
+	struct kafka_header h = {"entity", "Lead", 4};
+
+	assert_non_null(p);
+	assert_int_equal(kafka_produce(p, "t", "k", 1, "v", 1, &h, 1, err, sizeof err), SFK_OK);
+	rd_kafka_test_fatal_error(kafka_producer_handle(p),
+	                          RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "unit test");
+	assert_int_equal(kafka_produce(p, "t", "k", 1, "v", 1, NULL, 0, err, sizeof err),
+	                 SFK_ERR_KAFKA_FATAL);
+	assert_non_null(strstr(err, "unit test"));
+	assert_int_equal(kafka_producer_flush(p, 100, err, sizeof err), SFK_ERR_KAFKA_FATAL);
+	kafka_producer_destroy(&p);
+	assert_null(p);
+	kafka_producer_destroy(&p); /* NULL is fine */
+
+	p = kafka_producer_new("127.0.0.1:9", NULL, NULL, err, sizeof err);
+	assert_non_null(p);
+	rd_kafka_test_fatal_error(kafka_producer_handle(p), RD_KAFKA_RESP_ERR__FENCED, "fenced");
+	assert_int_equal(kafka_produce(p, "t", NULL, 0, "v", 1, NULL, 0, err, sizeof err),
+	                 SFK_ERR_FENCED);
+	assert_int_equal(sfk_err_class(SFK_ERR_FENCED), SFK_CLASS_FATAL);
+	kafka_producer_destroy(&p);
+}
+
+/* Argument errors are permanent and say why. */
+static void produce_rejects_bad_arguments(void **state)
+{
+	(void)state;
+	char err[KAFKA_ERRSTR_MAX], longname[KAFKA_TOPIC_MAX + 2];
+	struct kafka_header h[KAFKA_HEADERS_MAX + 1];
+	struct kafka_producer *p = kafka_producer_new("127.0.0.1:9", NULL, NULL, err, sizeof err);
+
+	assert_non_null(p);
+	memset(longname, 'a', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	assert_int_equal(kafka_produce(p, longname, NULL, 0, "v", 1, NULL, 0, err, sizeof err),
+	                 SFK_ERR_INVALID);
+	assert_int_equal(kafka_produce(p, "", NULL, 0, "v", 1, NULL, 0, err, sizeof err),
+	                 SFK_ERR_INVALID);
+	for (size_t i = 0; i < KAFKA_HEADERS_MAX + 1; i++)
+		h[i] = (struct kafka_header){"h", "v", 1};
+	assert_int_equal(
+	        kafka_produce(p, "t", NULL, 0, "v", 1, h, KAFKA_HEADERS_MAX + 1, err, sizeof err),
+	        SFK_ERR_INVALID);
+	assert_non_null(strstr(err, "headers"));
+	/* not transactional: the txn calls refuse */
+	assert_int_equal(kafka_producer_txn_begin(p, err, sizeof err), SFK_ERR_INVALID);
+	/* nothing queued: destroy does not wait */
+	kafka_producer_destroy(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +316,8 @@ int main(void)
 	        cmocka_unit_test(clients_refuse_bad_config),
 	        cmocka_unit_test(err_classes),
 	        cmocka_unit_test(stats_feed_lag_gauge),
+	        cmocka_unit_test(fatal_errors_surface),
+	        cmocka_unit_test(produce_rejects_bad_arguments),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
