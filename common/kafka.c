@@ -142,8 +142,10 @@ static enum sfk_err check_fatal(rd_kafka_t *rk, char *errstr, size_t errsize)
 /* librdkafka logs through us so that every line is JSON (syslog levels). */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	enum log_level lvl = level <= 3   ? LOG_LVL_ERROR
-	                     : level == 4 ? LOG_LVL_WARN
+	/* librdkafka logs recoverable connection failures at LOG_ERR (3);
+	 * what is really an error reaches the caller as a return code. */
+	enum log_level lvl = level <= 2   ? LOG_LVL_ERROR
+	                     : level <= 4 ? LOG_LVL_WARN
 	                     : level <= 6 ? LOG_LVL_INFO
 	                                  : LOG_LVL_DEBUG;
 	log_write(lvl, "rdkafka client=%s fac=%s text=%s", rd_kafka_name(rk), fac, buf);

@@ -62,11 +62,13 @@ rd_kafka_conf_t *kafka_conf_new(const char *bootstrap, const char *const *props,
                                 size_t errsize);
 
 /*
- * Map a librdkafka error code to the project enum: SFK_OK, SFK_ERR_FENCED
- * (producer fenced), SFK_ERR_KAFKA_FATAL (RD_KAFKA_RESP_ERR__FATAL, bad
- * configuration, authorization/authentication) or SFK_ERR_KAFKA (the rest:
- * transient). Callers holding an rd_kafka_t should also check
- * rd_kafka_fatal_error(); the functions below do.
+ * Map a librdkafka error code to the project enum: SFK_OK; SFK_ERR_FENCED
+ * (producer fenced: fatal); SFK_ERR_KAFKA_FATAL (RD_KAFKA_RESP_ERR__FATAL,
+ * invalid argument or configuration, authentication/authorization);
+ * SFK_ERR_TOO_LARGE (record over the broker's limit: permanent);
+ * SFK_ERR_TIMEOUT; SFK_ERR_KAFKA (everything else: transient). Callers
+ * holding an rd_kafka_t also check rd_kafka_fatal_error(); the functions
+ * below do.
  */
 enum sfk_err kafka_err_map(rd_kafka_resp_err_t err);
 
@@ -82,8 +84,8 @@ struct kafka_header {
 };
 
 /*
- * New idempotent producer (enable.idempotence=true, acks=all,
- * partitioner=murmur2_random). transactional_id non-NULL makes it
+ * New idempotent producer: enable.idempotence=true (so acks=all) and
+ * partitioner=murmur2_random, neither overridable. transactional_id non-NULL makes it
  * transactional: call kafka_producer_txn_init() once before producing, and
  * produce only between txn_begin and txn_commit/txn_abort.
  * props: extra "key=value" librdkafka properties (applied last) or NULL.
@@ -168,13 +170,13 @@ struct kafka_revoke_hook {
 };
 
 /*
- * New group consumer: group.id=group, enable.auto.commit=false,
- * enable.auto.offset.store=false, isolation.level=read_committed,
- * partition.assignment.strategy=cooperative-sticky,
- * auto.offset.reset=earliest, statistics.interval.ms=5000 (feeding
- * sfk_kafka_consumer_lag{topic}). props override any of these.
- * hook may be NULL. Returns a new consumer (kafka_consumer_close()) or NULL
- * with errstr set.
+ * New group consumer with group.id=group. Always (not overridable):
+ * enable.auto.commit=false, enable.auto.offset.store=false,
+ * isolation.level=read_committed. Defaults that props (or KAFKA_*) may
+ * override: partition.assignment.strategy=cooperative-sticky,
+ * auto.offset.reset=earliest, statistics.interval.ms=5000 (feeds
+ * sfk_kafka_consumer_lag{topic}). hook may be NULL. Returns a new consumer
+ * (kafka_consumer_close()) or NULL with every problem in errstr.
  */
 struct kafka_consumer *kafka_consumer_new(const char *bootstrap, const char *group,
                                           const char *const *props,
