@@ -644,7 +644,8 @@ size_t cdc_publish_txn(struct cdc *c, const struct org_change *changes, size_t n
 		json_t *body = cdc_event_body(ch);
 		json_t *changed = cdc_changed_fields(ch);
 		char *key = NULL;
-		if (c->cfg.merge) {
+		/* A lone change has nothing to merge with: skip the key. */
+		if (c->cfg.merge && n > 1) {
 			char *bs1 = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
 			char *bs2 = json_dumps(changed, JSON_COMPACT);
 			key = xasprintf("%s|%s|%s|%s", ch->type, ch->change_type, bs1 ? bs1 : "",

@@ -86,6 +86,7 @@ void cometd_config_default(struct cometd_config *cfg)
 	cfg->max_batch_events = 1000;
 	cfg->max_batch_bytes = 4u * 1024 * 1024;
 	cfg->max_clients = 2000;
+	cfg->linger_ms = 5;
 	cfg->seed = 1;
 }
 
@@ -568,27 +569,49 @@ static json_t *do_connect(struct cometd *s, const struct cometd_request *req, js
 	unsigned gen = ++cl->connect_gen;
 	pthread_cond_broadcast(&s->cond); /* an older connect of this client returns */
 	int64_t deadline = mono_ms() + timeout;
+	int64_t linger_until = 0;
+	size_t total = 0, out0 = out->len;
+	int waited = 0;
 	for (;;) {
 		if (cl->gone) {
 			gone = 1;
 			break;
 		}
-		size_t n = cl->nsubs;
+		size_t n = cl->nsubs, used = out->len - out0;
+		if (total >= s->cfg.max_batch_events || used >= s->cfg.max_batch_bytes)
+			break;
 		for (size_t i = 0; i < n; i++) {
 			cur[i].channel = cl->subs[i].channel;
 			cur[i].after = cl->subs[i].after;
 		}
-		size_t got = cdc_collect(s->bus, cur, n, s->cfg.max_batch_events,
-		                         s->cfg.max_batch_bytes, out);
+		size_t got = cdc_collect(s->bus, cur, n, s->cfg.max_batch_events - total,
+		                         s->cfg.max_batch_bytes - used, out);
 		for (size_t i = 0; i < n; i++)
 			cl->subs[i].after = cur[i].after;
 		s->delivered += (int64_t)got;
-		if (got > 0 || first || gen != cl->connect_gen)
+		total += got;
+		if (first || gen != cl->connect_gen)
 			break;
 		int64_t now = mono_ms();
-		if (now >= deadline || (s->cfg.stopping && s->cfg.stopping(s->cfg.stopping_ctx)))
-			break;
-		int64_t until = deadline < now + 1000 ? deadline : now + 1000;
+		int64_t until;
+		if (total > 0) {
+			/* A backlog goes out at once. A client that had to wait
+			 * gets a short linger so that a burst travels as one
+			 * batch instead of one round trip per transaction. */
+			if (!waited || s->cfg.linger_ms <= 0)
+				break;
+			if (!linger_until)
+				linger_until = now + s->cfg.linger_ms;
+			if (now >= linger_until)
+				break;
+			until = linger_until;
+		} else {
+			if (now >= deadline ||
+			    (s->cfg.stopping && s->cfg.stopping(s->cfg.stopping_ctx)))
+				break;
+			until = deadline < now + 1000 ? deadline : now + 1000;
+			waited = 1;
+		}
 		struct timespec ts = {.tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000};
 		pthread_cond_timedwait(&s->cond, &s->mu, &ts);
 	}
@@ -779,6 +802,7 @@ int cometd_module_init(struct sim *sim)
 	cfg.max_batch_bytes =
 	        (size_t)opt_long(sim, "cometd.max_batch_bytes", (long)cfg.max_batch_bytes);
 	cfg.max_clients = (size_t)opt_long(sim, "cometd.max_clients", (long)cfg.max_clients);
+	cfg.linger_ms = opt_long(sim, "cometd.linger_ms", cfg.linger_ms);
 	if (cfg.max_batch_events == 0)
 		cfg.max_batch_events = 1;
 	cfg.seed = sim->cfg.seed;

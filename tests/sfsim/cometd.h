@@ -30,6 +30,7 @@ struct cometd_config {
 	size_t max_batch_events; /* events per connect response (1,000) */
 	size_t max_batch_bytes;  /* soft byte cap per connect response (4 MB) */
 	size_t max_clients;      /* concurrent clients (2,000, Performance edition) */
+	long linger_ms;          /* after waiting, gather a burst this long (5) */
 	uint64_t seed;
 	/* Polled at least once a second while a connect waits; NULL = never. */
 	int (*stopping)(void *ctx);
@@ -81,7 +82,8 @@ json_t *cometd_stats(struct cometd *s);
 
 /*
  * sim module: reads --opt cometd.timeout_ms, cometd.client_timeout_ms,
- * cometd.max_batch_events, cometd.max_batch_bytes, cometd.max_clients;
+ * cometd.max_batch_events, cometd.max_batch_bytes, cometd.max_clients,
+ * cometd.linger_ms;
  * registers POST /cometd/<ver> (own auth errors, 32 KB body cap) and
  * sim->forget_clients. Needs cdc_module_init first. 0 or -1.
  */

@@ -532,6 +532,8 @@ static void create_lead(struct traffic *t, long i)
 	struct sim *sim = t->sim;
 	struct sim_error err;
 	char id[SIM_ID_BUF], buf[40];
+	memset(&err, 0, sizeof(err));
+	snprintf(err.code, sizeof(err.code), "READ_BACK_FAILED");
 	pthread_mutex_lock(&t->mu);
 	struct lead_state *ls = &t->leads[i];
 	json_t *fields = json_deep_copy(json_object_get(ls->plan, "fields"));
@@ -544,25 +546,37 @@ static void create_lead(struct traffic *t, long i)
 	const char *origin = api ? "com/salesforce/api/soap/61.0;client=MarketingSync" : "";
 	int rc = org_create(sim, "Lead", fields, origin, NULL, id, &err);
 	json_decref(fields);
-	json_t *rec = rc == 0 ? org_get(sim, "Lead", id, &err) : NULL;
+	int64_t created_ms = -1;
+	json_t *owner = NULL;
+	if (rc == 0) {
+		/* Read back under the org lock: no copy of the whole record. */
+		org_lock(sim);
+		json_t *rec = org_lookup_locked(sim, id);
+		if (rec) {
+			created_ms = field_ms(rec, "CreatedDate");
+			owner = json_deep_copy(json_object_get(rec, "OwnerId"));
+		}
+		org_unlock(sim);
+	}
 
 	pthread_mutex_lock(&t->mu);
 	t->created++;
-	if (!rec) {
+	if (created_ms < 0) {
 		t->errors++;
 		json_object_set_new(ls->truth, "error", json_string(err.code));
 		pthread_mutex_unlock(&t->mu);
+		json_decref(owner);
 		log_warn("traffic: lead create failed index=%ld code=%s msg=%s", i, err.code,
 		         err.message);
 		return;
 	}
 	snprintf(ls->id, sizeof(ls->id), "%s", id);
-	ls->created_ms = field_ms(rec, "CreatedDate");
+	ls->created_ms = created_ms;
 	iso(ls->created_ms, buf);
 	json_object_set_new(ls->truth, "lead_id", json_string(id));
 	json_object_set_new(ls->truth, "created_at", json_string(buf));
 	json_object_set_new(ls->truth, "created_ms", json_integer(ls->created_ms));
-	json_object_set(ls->truth, "owner_at_create", json_object_get(rec, "OwnerId"));
+	json_object_set_new(ls->truth, "owner_at_create", owner ? owner : json_null());
 	/* Responses are due relative to the moment the lead really exists. */
 	int64_t now = sim_now_ms(sim);
 	size_t k;
@@ -574,7 +588,6 @@ static void create_lead(struct traffic *t, long i)
 		heap_push(t, a);
 	}
 	pthread_mutex_unlock(&t->mu);
-	json_decref(rec);
 }
 
 /* Make one planned response; record its truth. */
