@@ -1,5 +1,5 @@
 /*
- * control.c - /sim/* (only with --control): records written as a UI user
+ * control.c - /sim (only with --control): records written as a UI user
  * (empty changeOrigin), whole-org dump, fault plan, sim clock, statistics.
  */
 #include <pthread.h>

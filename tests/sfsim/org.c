@@ -25,6 +25,7 @@ struct type_store {
 	const struct sim_object *obj;
 	json_t *live; /* array, creation order */
 	json_t *byid; /* 18-char id -> record (live and deleted) */
+	json_t *all;  /* array, creation order, live and deleted (queryAll) */
 	uint64_t next;
 };
 
@@ -660,6 +661,7 @@ static void insert(struct sim *sim, struct type_store *ts, json_t *rec, const ch
 	json_object_update(ordered, rec);
 	json_object_set(ts->byid, id, ordered);
 	json_array_append(ts->live, ordered);
+	json_array_append(ts->all, ordered);
 	json_decref(ordered);
 	(void)sim;
 }
@@ -967,6 +969,13 @@ json_t *org_records_locked(struct sim *sim, const char *type)
 	return ts ? ts->live : NULL;
 }
 
+json_t *org_all_records_locked(struct sim *sim, const char *type)
+{
+	const struct sim_object *obj = org_object(type);
+	struct type_store *ts = obj ? store_of(sim, obj) : NULL;
+	return ts ? ts->all : NULL;
+}
+
 json_t *org_lookup_locked(struct sim *sim, const char *id)
 {
 	char id18[SIM_ID_BUF];
@@ -1089,6 +1098,7 @@ int org_init(struct sim *sim, const struct sim_config *cfg, const char *const *u
 		sim->store->types[i].obj = org_object_at(i);
 		sim->store->types[i].live = json_array();
 		sim->store->types[i].byid = json_object();
+		sim->store->types[i].all = json_array();
 	}
 	sfid_make(sim->org_id, "00D", sim->store->id_base / 1000);
 
@@ -1140,6 +1150,7 @@ void org_fini(struct sim *sim)
 	for (size_t i = 0; i < sim->store->ntypes; i++) {
 		json_decref(sim->store->types[i].live);
 		json_decref(sim->store->types[i].byid);
+		json_decref(sim->store->types[i].all);
 	}
 	free(sim->store->types);
 	free(sim->store);

@@ -256,6 +256,9 @@ json_t *org_get(struct sim *sim, const char *type, const char *id, struct sim_er
 /* Live (not deleted) records of type, creation order: borrowed array, valid
  * while the lock is held. NULL for an unknown type. */
 json_t *org_records_locked(struct sim *sim, const char *type);
+/* Live and deleted records of type, creation order (queryAll): borrowed,
+ * valid while the lock is held. NULL for an unknown type. */
+json_t *org_all_records_locked(struct sim *sim, const char *type);
 /* Any record (live or deleted) by 15/18-char id: borrowed, lock held. */
 json_t *org_lookup_locked(struct sim *sim, const char *id);
 /* Every field of obj in schema order, null where unset (a REST GET view of

@@ -366,6 +366,91 @@ static json_t *collection_check(struct sim *sim, json_t *rec, int create, struct
 	return NULL;
 }
 
+/* DELETE /composite/sobjects?ids=a,b[&allOrNone=true] */
+static void collections_delete(struct sim *sim, const struct sim_req *req, struct sim_resp *resp)
+{
+	const char *ids = sim_req_query(req, "ids");
+	const char *aon = sim_req_query(req, "allOrNone");
+	int all_or_none = aon && strcasecmp(aon, "true") == 0;
+	char origin[256];
+	struct org_txn txn;
+	struct sim_error err;
+	json_t *list = json_array();
+
+	for (const char *p = ids; p && *p;) {
+		size_t n = strcspn(p, ",");
+		if (n)
+			json_array_append_new(list, json_stringn(p, n));
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	if (json_array_size(list) == 0 || json_array_size(list) > REST_COLLECTION_MAX) {
+		json_decref(list);
+		sim_resp_error(resp, 400,
+		               json_array_size(list) ? "EXCEEDED_ID_LIMIT" : "MALFORMED_QUERY",
+		               json_array_size(list) ? "record limit reached. cannot submit more "
+		                                       "than 200 records into this call"
+		                                     : "ids parameter is required",
+		               NULL);
+		return;
+	}
+	rest_origin(req, origin, sizeof(origin));
+	size_t n = json_array_size(list);
+	json_t *out = json_array();
+	int failed = 0;
+	org_lock(sim);
+	/* allOrNone: find failures first (existence, deleted, lock faults). */
+	for (size_t i = 0; all_or_none && i < n; i++) {
+		const char *id = json_string_value(json_array_get(list, i));
+		json_t *rec = org_lookup_locked(sim, id);
+		if (!rec || json_is_true(json_object_get(rec, "IsDeleted")))
+			failed = 1;
+	}
+	org_txn_begin(sim, &txn, origin, req->user_id);
+	for (size_t i = 0; i < n; i++) {
+		const char *id = json_string_value(json_array_get(list, i));
+		memset(&err, 0, sizeof(err));
+		if (failed) {
+			json_t *rec = org_lookup_locked(sim, id);
+			int bad = !rec || json_is_true(json_object_get(rec, "IsDeleted"));
+			json_array_append_new(
+			        out,
+			        result_fail(id,
+			                    bad ? record_error(rec ? "ENTITY_IS_DELETED"
+			                                           : "INVALID_CROSS_REFERENCE_KEY",
+			                                       rec ? "entity is deleted"
+			                                           : "invalid cross reference id",
+			                                       NULL)
+			                        : record_error("ALL_OR_NONE_OPERATION_ROLLED_BACK",
+			                                       "Record rolled back because not "
+			                                       "all records were valid and the "
+			                                       "request was using AllOrNone "
+			                                       "header",
+			                                       NULL)));
+			continue;
+		}
+		if (faults_lock_row(sim)) {
+			json_array_append_new(
+			        out,
+			        result_fail(id, record_error("UNABLE_TO_LOCK_ROW",
+			                                     "unable to obtain exclusive access to "
+			                                     "this record",
+			                                     NULL)));
+		} else if (org_delete_locked(sim, &txn, NULL, id, &err) < 0) {
+			json_array_append_new(
+			        out,
+			        result_fail(id, record_error(err.code, err.message, err.field)));
+		} else {
+			json_array_append_new(
+			        out, json_pack("{s:s,s:b,s:[]}", "id", id, "success", 1, "errors"));
+		}
+	}
+	org_unlock(sim);
+	json_decref(list);
+	sim_resp_json(resp, 200, out);
+}
+
 static void collections(struct sim *sim, const struct sim_req *req, struct sim_resp *resp)
 {
 	int create = strcmp(req->method, "POST") == 0;
@@ -373,8 +458,12 @@ static void collections(struct sim *sim, const struct sim_req *req, struct sim_r
 	struct org_txn txn;
 	struct sim_error err;
 
+	if (strcmp(req->method, "DELETE") == 0) {
+		collections_delete(sim, req, resp);
+		return;
+	}
 	if (!create && strcmp(req->method, "PATCH") != 0) {
-		method_not_allowed(resp, req->method, "POST,PATCH");
+		method_not_allowed(resp, req->method, "POST,PATCH,DELETE");
 		return;
 	}
 	json_t *body = body_json(req, resp);

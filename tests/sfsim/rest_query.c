@@ -273,7 +273,9 @@ void rest_query(struct sim *sim, const struct sim_req *req, struct sim_resp *res
 	};
 	size_t total = 0;
 	org_lock(sim);
-	json_t *records = org_records_locked(sim, soql_object(sq));
+	int all = strstr(req->path, "/queryAll") != NULL;
+	json_t *records = all ? org_all_records_locked(sim, soql_object(sq))
+	                      : org_records_locked(sim, soql_object(sq));
 	json_t *rows = soql_run(sq, records, &env, &total);
 	pthread_mutex_unlock(&sim->lock);
 	soql_free(sq);

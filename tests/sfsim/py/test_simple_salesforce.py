@@ -400,3 +400,19 @@ def test_bulk2_ingest_insert_and_results(sf, tag):
     info = sf.restful(f"jobs/ingest/{job['job_id']}")
     assert info["state"] == "JobComplete" and info["jobType"] == "V2Ingest"
     assert info["object"] == "Lead" and info["operation"] == "insert"
+
+
+def test_collection_delete_and_query_all_sees_deleted(sf, tag):
+    ids = create_leads(sf, tag, 3)
+    res = sf.restful("composite/sobjects", method="DELETE",
+                     params={"ids": ",".join(ids[:2]), "allOrNone": "false"})
+    assert res == [{"id": i, "success": True, "errors": []} for i in ids[:2]]
+    live = sf.query(f"SELECT Id FROM Lead WHERE Company = '{tag}'")
+    assert [r["Id"] for r in live["records"]] == ids[2:]
+    every = sf.query_all(f"SELECT Id, IsDeleted FROM Lead WHERE Company = '{tag}'",
+                         include_deleted=True)
+    assert {r["Id"]: r["IsDeleted"] for r in every["records"]} == \
+        {ids[0]: True, ids[1]: True, ids[2]: False}
+    again = sf.restful("composite/sobjects", method="DELETE", params={"ids": ids[0]})
+    assert again[0]["success"] is False
+    assert again[0]["errors"][0]["statusCode"] == "ENTITY_IS_DELETED"
