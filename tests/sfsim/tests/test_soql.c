@@ -209,7 +209,8 @@ static void expect_error(const char *soql, const char *code, int row, int column
 	assert_int_equal(err.row, row);
 	assert_int_equal(err.column, column);
 	if (row > 0) {
-		snprintf(pos, sizeof(pos), "\nERROR at Row:%d:Column:%d\n", row, column);
+		assert_true(snprintf(pos, sizeof(pos), "\nERROR at Row:%d:Column:%d\n", row,
+		                     column) < (int)sizeof(pos));
 		if (strstr(err.message, pos) == NULL)
 			fail_msg("'%s': message lacks '%s':\n%s", soql, pos, err.message);
 	}
