@@ -345,8 +345,215 @@ static void config_checked(void **state)
 	assert_null(c);
 }
 
-int main(void)
+/* ---- --drive: a small CometD subscriber for tests/it/it_bridge_cometd.sh ----
+ *
+ *   test_bridge_cometd --drive CHANNEL[,CHANNEL] [--replay N] [--max-events N]
+ *                      [--fail-batch-once] [--timeout-s S]
+ * Authenticates with the JWT bearer flow (SF_* from tests/stack/up --sim),
+ * subscribes from --replay (default -1) and prints one line per event:
+ *   event <channel> <replayId> <entity> <changeType> <recordId>
+ * then "stats ..." and "outcome <stopped|replay_invalid|fatal> [replay_id] <reason>".
+ * Stops after --max-events, on SIGTERM/SIGINT or after --timeout-s.
+ */
+#include <signal.h>
+#include <unistd.h>
+
+#include "sf_auth.h"
+
+static volatile sig_atomic_t drive_stop;
+static void on_signal(int sig)
 {
+	(void)sig;
+	drive_stop = 1;
+}
+
+struct drive {
+	struct sf_auth *auth;
+	char *instance_url;
+	int64_t replay;
+	long max_events, seen;
+	int fail_batch_once;
+};
+
+static const char *env_need(const char *name)
+{
+	const char *v = getenv(name);
+	if (!v || !*v) {
+		fprintf(stderr, "drive: %s is not set (eval \"$(tests/stack/up --sim)\")\n", name);
+		exit(2);
+	}
+	return v;
+}
+
+static enum sfk_err drive_token(void *ctx, int force_new, char *buf, size_t size, char *errstr,
+                                size_t errlen)
+{
+	struct drive *d = ctx;
+	struct sf_auth_token t = {0};
+	struct sf_error e;
+	memset(&e, 0, sizeof e);
+	(void)force_new; /* every call mints: the sim's tokens are cheap */
+	enum sfk_err rc = sf_auth_mint(d->auth, &t, &e);
+	if (rc != SFK_OK) {
+		snprintf(errstr, errlen, "mint failed (%s)", sfk_err_str(rc));
+		sf_auth_token_clear(&t);
+		return rc;
+	}
+	snprintf(buf, size, "%s", t.access_token);
+	if (!d->instance_url)
+		d->instance_url = xstrdup(t.instance_url);
+	sf_auth_token_clear(&t);
+	return SFK_OK;
+}
+
+static int64_t drive_replay_from(void *ctx, const char *channel)
+{
+	(void)channel;
+	return ((struct drive *)ctx)->replay;
+}
+
+static enum sfk_err drive_batch(void *ctx, json_t *msgs)
+{
+	struct drive *d = ctx;
+	size_t i;
+	json_t *m;
+	if (d->fail_batch_once) {
+		d->fail_batch_once = 0;
+		printf("batch-failed %zu\n", json_array_size(msgs));
+		fflush(stdout);
+		return SFK_ERR_KAFKA; /* as if the Kafka transaction had failed */
+	}
+	json_array_foreach(msgs, i, m)
+	{
+		json_t *data = json_object_get(m, "data");
+		json_t *h = json_object_get(json_object_get(data, "payload"), "ChangeEventHeader");
+		json_int_t rid = json_integer_value(
+		        json_object_get(json_object_get(data, "event"), "replayId"));
+		printf("event %s %lld %s %s %s\n", json_string_value(json_object_get(m, "channel")),
+		       (long long)rid, json_string_value(json_object_get(h, "entityName")),
+		       json_string_value(json_object_get(h, "changeType")),
+		       json_string_value(json_array_get(json_object_get(h, "recordIds"), 0)));
+		/* what a bridge does once the batch is committed */
+		d->replay = rid;
+		d->seen++;
+	}
+	fflush(stdout);
+	if (d->max_events > 0 && d->seen >= d->max_events)
+		drive_stop = 1;
+	return SFK_OK;
+}
+
+static int drive(int argc, char **argv)
+{
+	struct drive d = {.replay = -1};
+	char err[1024], url[1024];
+	const char *chans[COMETD_MAX_CHANNELS];
+	size_t nch = 0;
+	long timeout_s = 60;
+	char *list = xstrdup(argc > 2 ? argv[2] : "/data/LeadChangeEvent");
+
+	for (char *p = list; p && *p && nch < COMETD_MAX_CHANNELS;) {
+		chans[nch++] = p;
+		p = strchr(p, ',');
+		if (p)
+			*p++ = '\0';
+	}
+	for (int i = 3; i < argc; i++) {
+		char *end = NULL;
+		if (strcmp(argv[i], "--replay") == 0 && i + 1 < argc)
+			d.replay = strtoll(argv[++i], &end, 10);
+		else if (strcmp(argv[i], "--max-events") == 0 && i + 1 < argc)
+			d.max_events = strtol(argv[++i], &end, 10);
+		else if (strcmp(argv[i], "--timeout-s") == 0 && i + 1 < argc)
+			timeout_s = strtol(argv[++i], &end, 10);
+		else if (strcmp(argv[i], "--fail-batch-once") == 0)
+			d.fail_batch_once = 1;
+		else {
+			fprintf(stderr, "drive: unknown argument %s\n", argv[i]);
+			return 2;
+		}
+		if (end && *end) {
+			fprintf(stderr, "drive: bad number %s\n", argv[i]);
+			return 2;
+		}
+	}
+	log_init("it-bridge-cometd");
+	struct sf_auth_conf ac = {
+	        .login_url = env_need("SF_LOGIN_URL"),
+	        .token_url = env_need("SF_TOKEN_URL"),
+	        .client_id = env_need("SF_CLIENT_ID"),
+	        .username = env_need("SF_USERNAME"),
+	        .key_path = env_need("SF_PRIVATE_KEY_PATH"),
+	        .ca_file = env_need("SF_CA_FILE"),
+	};
+	if (!(d.auth = sf_auth_new(&ac, err, sizeof err))) {
+		fprintf(stderr, "drive: %s\n", err);
+		return 2;
+	}
+	/* The instance URL comes with the first token. */
+	char tok[COMETD_TOKEN_MAX];
+	if (drive_token(&d, 0, tok, sizeof tok, err, sizeof err) != SFK_OK) {
+		fprintf(stderr, "drive: %s\n", err);
+		return 2;
+	}
+	memset(tok, 0, sizeof tok);
+	snprintf(url, sizeof url, "%s/cometd/%s", d.instance_url, env_need("SF_API_VERSION"));
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	alarm((unsigned)timeout_s);
+
+	struct cometd_config cfg = {
+	        .url = url,
+	        .ca_file = getenv("SF_CA_FILE"),
+	        .channels = chans,
+	        .nchannels = nch,
+	        .stop = &drive_stop,
+	        .backoff_base_ms = 200,
+	        .backoff_max_ms = 2000,
+	        .stall_grace_ms = getenv("DRIVE_STALL_GRACE_MS")
+	                                  ? strtol(getenv("DRIVE_STALL_GRACE_MS"), NULL, 10)
+	                                  : 0,
+	};
+	struct cometd_token_provider tp = {.get = drive_token, .ctx = &d};
+	struct cometd_handler h = {
+	        .replay_from = drive_replay_from, .on_batch = drive_batch, .ctx = &d};
+	struct cometd *c = cometd_new(&cfg, &tp, &h, err, sizeof err);
+	if (!c) {
+		fprintf(stderr, "drive: %s\n", err);
+		return 2;
+	}
+	enum cometd_outcome o = cometd_run(c, err, sizeof err);
+	struct cometd_stats st;
+	cometd_get_stats(c, &st);
+	printf("stats handshakes=%lu rehandshakes=%lu reauths=%lu stalls=%lu connects=%lu "
+	       "events=%lu transport_errors=%lu\n",
+	       st.handshakes, st.rehandshakes, st.reauths, st.stalls, st.connects, st.events,
+	       st.transport_errors);
+	if (o == COMETD_REPLAY_INVALID) {
+		int64_t bad;
+		const char *ch = cometd_replay_error(c, &bad);
+		printf("outcome replay_invalid %s %lld %s\n", ch, (long long)bad, err);
+	} else {
+		printf("outcome %s %s\n", o == COMETD_STOPPED ? "stopped" : "fatal", err);
+	}
+	fflush(stdout);
+	cometd_free(&c);
+	sf_auth_free(&d.auth);
+	free(d.instance_url);
+	free(list);
+	return o == COMETD_FATAL ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--drive") == 0)
+		return drive(argc, argv);
+
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(handshake_request),
 	        cmocka_unit_test(subscribe_replay_map_matches_subscriptions),
