@@ -167,6 +167,21 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 /* ---- configuration ------------------------------------------------------ */
 
+static int is_named(const char *name, size_t nlen, const char *want)
+{
+	return nlen == strlen(want) && strncmp(name, want, nlen) == 0;
+}
+
+/* Kubernetes injects KAFKA_PORT, KAFKA_PORT_9092_TCP..., KAFKA_SERVICE_HOST
+ * ... into every pod of a namespace holding a Service named "kafka"
+ * (enableServiceLinks). They are no librdkafka properties (none starts with
+ * "port" or "service."); refusing to start over them would be absurd. */
+static int is_service_link(const char *name, size_t nlen)
+{
+	return is_named(name, nlen, "PORT") || (nlen > 5 && strncmp(name, "PORT_", 5) == 0) ||
+	       (nlen > 8 && strncmp(name, "SERVICE_", 8) == 0);
+}
+
 static int apply_env(rd_kafka_conf_t *conf, const char *const *envp, char *errbuf, size_t errsize)
 {
 	int bad = 0;
@@ -180,8 +195,8 @@ static int apply_env(rd_kafka_conf_t *conf, const char *const *envp, char *errbu
 			continue;
 		name = e + 6;
 		nlen = (size_t)(eq - name);
-		if (nlen == 0 || (nlen == strlen("BOOTSTRAP_SERVERS") &&
-		                  strncmp(name, "BOOTSTRAP_SERVERS", nlen) == 0))
+		if (nlen == 0 || is_named(name, nlen, "BOOTSTRAP_SERVERS") ||
+		    is_service_link(name, nlen))
 			continue;
 		if (nlen >= sizeof prop) {
 			appendf(errbuf, errsize, "KAFKA_%.*s: name too long\n", (int)nlen, name);

@@ -29,8 +29,10 @@
 /*
  * Apply every environment variable KAFKA_<PROP>=value to conf as the
  * librdkafka property <prop> (lower-case, '_' -> '.'), e.g.
- * KAFKA_SECURITY_PROTOCOL -> security.protocol. KAFKA_BOOTSTRAP_SERVERS is
- * not a pass-through (callers hand it over explicitly). envp is a
+ * KAFKA_SECURITY_PROTOCOL -> security.protocol. Not passed through:
+ * KAFKA_BOOTSTRAP_SERVERS (callers hand it over explicitly) and Kubernetes
+ * service links of a Service named "kafka" (KAFKA_PORT, KAFKA_PORT_*,
+ * KAFKA_SERVICE_*). envp is a
  * NULL-terminated "NAME=value" array, or NULL for the process environment.
  *
  * Every property is tried; each one librdkafka rejects adds a line

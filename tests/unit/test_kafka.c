@@ -63,7 +63,14 @@ static void env_maps_names_to_properties(void **state)
 static void env_bootstrap_is_not_passed_through(void **state)
 {
 	(void)state;
-	const char *env[] = {"KAFKA_BOOTSTRAP_SERVERS=10.9.8.7:9092", NULL};
+	/* plus what Kubernetes injects for a Service named "kafka" */
+	const char *env[] = {"KAFKA_BOOTSTRAP_SERVERS=10.9.8.7:9092",
+	                     "KAFKA_PORT=tcp://10.0.0.7:9092",
+	                     "KAFKA_PORT_9092_TCP=tcp://10.0.0.7:9092",
+	                     "KAFKA_PORT_9092_TCP_PORT=9092",
+	                     "KAFKA_SERVICE_HOST=10.0.0.7",
+	                     "KAFKA_SERVICE_PORT=9092",
+	                     NULL};
 	char err[256], buf[256];
 	const char *v;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
