@@ -37,8 +37,7 @@ eval "$(stack_start_sim)"
 
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 mint_token() {
-	local now hdr claims sig
-	now=$(date +%s)
+	local now=${1:-$(date +%s)} hdr claims sig
 	hdr=$(printf '{"alg":"RS256"}' | b64url)
 	claims=$(printf '{"iss":"%s","sub":"%s","aud":"%s","exp":%d}' "$SF_CLIENT_ID" \
 		"$SF_USERNAME" "$SF_LOGIN_URL" $((now + 180)) | b64url)
@@ -154,6 +153,29 @@ expired=$(curl -sS --cacert "$SF_CA_FILE" -X POST "$COMETD" -H "Authorization: B
 [ "$(jq -r '.[0].advice.reconnect' <<<"$expired")" = none ] || fail "bad token advice: $expired"
 pass "invalid token -> 401::Authentication invalid, reconnect none"
 
+big=$(head -c 40000 /dev/zero | tr '\0' 'x')
+code=$(curl -sS --cacert "$SF_CA_FILE" -o /dev/null -w '%{http_code}' -X POST "$COMETD" \
+	-H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -b "$JAR" \
+	-d "[{\"channel\":\"/meta/connect\",\"clientId\":\"$cid\",\"pad\":\"$big\"}]")
+[ "$code" = 413 ] || fail "a 40 KB CometD body must be refused with 413, got $code"
+pass "body over 32 KB -> 413"
+
+# --- gap events on demand ---------------------------------------------------------------------------
+sim -X POST -H 'Content-Type: application/json' -d '{"gap_next":1}' "$SF_SIM_URL/sim/faults" >/dev/null
+glead=$(sim -X POST -H 'Content-Type: application/json' -d '{"LastName":"Gap","Company":"G"}' \
+	"$SF_SIM_URL/sim/records/Lead" | jq -r .id)
+gev=""
+deadline=$((SECONDS + 20))
+while [ -z "$gev" ] && [ $SECONDS -lt $deadline ]; do
+	r=$(connect "$cid")
+	gev=$(jq -c --arg id "$glead" '[.[] | select(.channel=="/data/LeadChangeEvent") |
+		select(.data.payload.ChangeEventHeader.recordIds | index($id))][0] // empty' <<<"$r")
+done
+[ -n "$gev" ] || fail "no event for gap lead $glead"
+[ "$(jq -r .data.payload.ChangeEventHeader.changeType <<<"$gev")" = GAP_CREATE ] || fail "gap: $gev"
+[ "$(jq '.data.payload | keys | length' <<<"$gev")" = 1 ] || fail "gap event carries fields: $gev"
+pass "gap_next=1 -> GAP_CREATE with the header only"
+
 # --- forgotten clients ----------------------------------------------------------------------------
 sim -X POST -H 'Content-Type: application/json' -d '{"forget_cometd_clients":true}' \
 	"$SF_SIM_URL/sim/faults" >/dev/null
@@ -177,5 +199,19 @@ r3=$(connect "$cid3")
 [ "$(jq -r '[.[] | select(.channel=="/data/Widget__ChangeEvent")][0].data.payload.Color__c' <<<"$r3")" = blue ] ||
 	fail "raw event not delivered: $r3"
 pass "raw event published on a new channel and delivered"
+
+# --- retention: 72 h of sim time ---------------------------------------------------------------------
+sim -X POST -H 'Content-Type: application/json' -d '{"advance_ms":259300000}' \
+	"$SF_SIM_URL/sim/clock" >/dev/null
+# Sessions expire on the sim clock too: mint a new token.
+TOKEN=$(mint_token)
+[ -n "$TOKEN" ] && [ "$TOKEN" != null ] || fail "no access token after the clock jump"
+hs4=$(handshake)
+cid=$(jq -r '.[0].clientId' <<<"$hs4")
+old=$(bayeux "[{\"channel\":\"/meta/subscribe\",\"clientId\":\"$cid\",\"subscription\":\"/data/LeadChangeEvent\",\"ext\":{\"replay\":{\"/data/LeadChangeEvent\":$rid}}}]" -b "$JAR")
+[ "$(jq -r '.[0].error' <<<"$old")" = \
+	"400::The replayId {$rid} you provided was invalid. Please provide a valid ID, -2 to replay all events, or -1 to replay only new events." ] ||
+	fail "replay id older than 72 h must be invalid: $old"
+pass "replay id older than the 72 h retention -> 400 invalid"
 
 echo "it_sim_cometd: all checks passed"
