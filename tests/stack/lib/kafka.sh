@@ -7,10 +7,10 @@
 # Each prints `export KAFKA_BOOTSTRAP_SERVERS=...` and `export SFK_KAFKA_KIND=
 # real|mock` on stdout once the service answers, logs to stderr, records its
 # pid for tests/stack/down and returns non-zero on failure.
-# Needs: STATE_DIR, SFK_SOURCE_DIR (real), SFK_BIN_DIR (mock); java 17, mvn,
-# kcat, python3 for the real broker.
+# Needs: STATE_DIR, SFK_BIN_DIR (mock); java 17, mvn, kcat and python3 for
+# the real broker (tests/stack/deps installs them).
 
-KAFKA_STACK_DIR=${SFK_SOURCE_DIR:-.}/tests/stack/kafka
+KAFKA_STACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../kafka" && pwd)
 
 # The broker version pinned in tests/stack/kafka/pom.xml.
 kafka_version() {
@@ -99,8 +99,8 @@ kafka_real_try() {
 		fi
 		if [ $SECONDS -ge $deadline ]; then
 			stack_log "kafka: broker not ready after 90 s, see $dir/kafka.log"
-			kill "$pid" 2>/dev/null
-			wait "$pid" 2>/dev/null
+			kill "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
 			rm -f "$STATE_DIR/pids/kafka.pid"
 			return 1
 		fi
@@ -110,7 +110,11 @@ kafka_real_try() {
 }
 
 stack_start_kafka_real() {
-	local dir=$STATE_DIR/kafka libs bs t0=$SECONDS
+	local dir=$STATE_DIR/kafka libs bs t0=$SECONDS tool
+	for tool in java mvn kcat python3; do
+		command -v "$tool" >/dev/null 2>&1 ||
+			{ stack_log "kafka: $tool not found (run tests/stack/deps)"; return 1; }
+	done
 	mkdir -p "$dir" || return 1
 	libs=$(kafka_libs) || return 1
 	# Free ports are racy: one retry with new ones.
@@ -133,7 +137,7 @@ stack_start_kafka_mock() {
 	while ! grep -q '^KAFKA_BOOTSTRAP_SERVERS=' "$dir/bootstrap"; do
 		if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
 			stack_log "kafka-mock: sfk-devkafka did not start, see $dir/devkafka.log"
-			kill "$pid" 2>/dev/null
+			kill "$pid" 2>/dev/null || true
 			return 1
 		fi
 		sleep 0.1
