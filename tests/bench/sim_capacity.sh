@@ -9,10 +9,16 @@ export SFK_BIN_DIR=${SFK_BIN_DIR:-$src/build/bin}
 STATE_DIR=$(mktemp -d /tmp/sim_capacity.XXXXXX)
 export STATE_DIR
 cleanup() {
-	local p
+	local rc=$? p
+	# sfk-sim was started in a command substitution: not our child, so
+	# stop it and poll until it is gone.
 	p=$(cat "$STATE_DIR/pids/sim.pid" 2>/dev/null || true)
-	[ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	if [ -n "$p" ]; then
+		kill "$p" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	fi
 	rm -rf "$STATE_DIR"
+	exit $rc
 }
 trap cleanup EXIT
 . "$src/tests/stack/lib/common.sh"
