@@ -189,7 +189,7 @@ enum sfk_err idem_claim_batch(struct idem *m, size_t n, const char *const *ids,
 
 enum sfk_err idem_claim(struct idem *m, const char *event_id)
 {
-	enum idem_outcome o;
+	enum idem_outcome o = IDEM_BUSY;
 	enum sfk_err e = idem_claim_batch(m, 1, &event_id, &o);
 
 	if (e != SFK_OK)
@@ -218,7 +218,7 @@ enum sfk_err idem_complete_batch(struct idem *m, size_t n, const char *const *id
 
 enum sfk_err idem_complete(struct idem *m, const char *event_id)
 {
-	enum sfk_err res;
+	enum sfk_err res = SFK_ERR_REDIS;
 	enum sfk_err e = idem_complete_batch(m, 1, &event_id, &res);
 
 	return e != SFK_OK ? e : res;
