@@ -58,8 +58,8 @@ stack_start_sim() {
 		if stack_wait 15 sfk-sim sim_answers "$url" "$dir/ca.pem"; then
 			break
 		fi
-		kill "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
 		pid=
 		stack_log "sfk-sim did not come up on port $port (attempt $attempt)"
 	done
