@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "redis.h"
 #include "xmem.h"
 
@@ -260,6 +261,20 @@ static void rseterr(struct redis *r, enum sfk_err e, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * sfk_redis_up: 1 after a successful (re)connect, 0 after a connection
+ * failure. Looked up on every change (rare) rather than cached, so a test's
+ * metrics_reset() cannot leave us a dangling family. With several connections
+ * in one process it shows the most recent change, which is what /readyz and
+ * an alert want: "Redis was reachable the last time we looked".
+ */
+static void set_up(int up)
+{
+	metric_set(metrics_gauge("sfk_redis_up",
+	                         "1 if Redis answered the last connection attempt, else 0", NULL),
+	           up);
+}
+
 static void disconnect(struct redis *r)
 {
 	if (r->c) {
@@ -376,6 +391,8 @@ static int roundtrip(struct redis *r, char **cmds, const size_t *lens, size_t n,
 fail:
 	e = errno;
 	io_error(r, e, n > 1 ? "pipeline" : "command");
+	if (r->err != SFK_ERR_TOO_LARGE)
+		set_up(0);
 	for (size_t i = 0; i < got; i++) {
 		freeReplyObject(replies[i]);
 		replies[i] = NULL;
@@ -463,8 +480,10 @@ static int connect_now(struct redis *r)
 		}
 		freeReplyObject(rep);
 	}
+	set_up(1);
 	return 0;
 fail:
+	set_up(0);
 	disconnect(r);
 	return -1;
 }

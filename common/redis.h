@@ -5,6 +5,8 @@
  * every call by connect/command timeouts and every reply by a size cap, runs
  * Lua scripts by SHA1 (EVALSHA, falling back to EVAL on NOSCRIPT) and
  * pipelines N commands in one round trip. Not thread-safe: one per thread.
+ * Sets the gauge sfk_redis_up (1 after a successful connect, 0 after a
+ * connection failure; metrics.h).
  */
 #ifndef SFK_REDIS_H
 #define SFK_REDIS_H

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "redis.h"
 
 static char url[REDIS_URL_MAX];
@@ -47,6 +48,12 @@ static void url_with(char *buf, size_t len, const char *userinfo, int db)
 	int n = snprintf(buf, len, "redis://%s%s%s:%d/%d", userinfo ? userinfo : "",
 	                 userinfo ? "@" : "", base.host, base.port, db);
 	assert_true(n > 0 && (size_t)n < len);
+}
+
+/* The process's sfk_redis_up gauge. */
+static double up(void)
+{
+	return metric_value(metrics_gauge("sfk_redis_up", "", NULL));
 }
 
 /* Make the server drop victim's connection (only that one: the server may be
@@ -315,6 +322,7 @@ static void dropped_connection_is_retried_once(void **state)
 	struct redis *admin = conn(url, NULL);
 	redisReply *rep;
 
+	assert_true(up() == 1);
 	for (int i = 0; i < 3; i++) {
 		kill_client(admin, r);
 		rep = redis_cmd(r, "PING");
@@ -365,7 +373,7 @@ static int restart_loop(const char *stopfile)
 		redisReply *rep = redis_eval(r, &incr_by, REDIS_RETRY, 1, keys, 1, args);
 		if (!rep) {
 			fails++;
-			printf("error %s\n", redis_errstr(r));
+			printf("error up=%g %s\n", up(), redis_errstr(r));
 			/* Pace the retry loop: calls fail fast during the backoff. */
 			struct timespec ts = {0, 20 * 1000000};
 			nanosleep(&ts, NULL);
@@ -381,7 +389,8 @@ static int restart_loop(const char *stopfile)
 		}
 		freeReplyObject(rep);
 		ok++;
-		printf("ok %ld counter=%lld reconnects=%lu\n", ok, v, redis_reconnects(r));
+		printf("ok %ld counter=%lld reconnects=%lu up=%g\n", ok, v, redis_reconnects(r),
+		       up());
 	}
 	printf("done ok=%ld errors=%ld reconnects=%lu\n", ok, fails, redis_reconnects(r));
 	redis_free(r);

@@ -66,12 +66,15 @@ redis_pid=''
 stack_wait 30 "errors while down" at_least '^error ' 5 || die "worker did not report errors while Redis was down"
 kill -0 "$worker_pid" 2>/dev/null || die "worker died while Redis was down"
 grep -m1 '^error ' "$out"
+at_least '^error up=0 ' 1 || die "sfk_redis_up did not drop to 0 while Redis was down"
 
 start_redis
 echo "redis restarted on the same port"
 stack_wait 30 "recovery" at_least '^ok .* reconnects=[1-9]' 20 ||
 	die "worker did not recover after the restart"
 grep -m1 '^ok .* reconnects=[1-9]' "$out"
+[ "$(grep '^ok ' "$out" | tail -n 1 | sed -n 's/.* up=\([0-9]*\)$/\1/p')" = 1 ] ||
+	die "sfk_redis_up is not back to 1 after recovery"
 
 touch "$stop"
 rc=0
