@@ -195,10 +195,10 @@ int faults_before(struct sim *sim, const struct sim_req *req, struct sim_resp *r
 			        NULL);
 		return 1;
 	}
-	if (drop) {
+	/* A dropped connection still lets the handler run: the effect happens
+	 * and the answer is lost half-way, as when a proxy resets mid-response. */
+	if (drop)
 		resp->drop = 1;
-		return 1;
-	}
 	return 0;
 }
 

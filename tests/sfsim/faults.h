@@ -27,8 +27,9 @@ int faults_set(struct sim *sim, json_t *spec, char *errbuf, size_t errlen);
 /* The current plan as JSON; new reference. */
 json_t *faults_get(struct sim *sim);
 
-/* Before a REST/OAuth handler: sleep the latency, maybe answer 5xx or drop.
- * Returns 1 when resp is final (handler must not run), else 0. */
+/* Before a REST/OAuth handler: sleep the latency, maybe answer 5xx (returns
+ * 1: resp is final, the handler must not run) or mark resp->drop (returns 0:
+ * the handler runs, then the server cuts its answer half-way). */
 int faults_before(struct sim *sim, const struct sim_req *req, struct sim_resp *resp);
 /* 1 if REQUEST_LIMIT_EXCEEDED is forced on. */
 int faults_limit_forced(struct sim *sim);

@@ -285,6 +285,29 @@ static void dispatch(struct sim *sim, const struct route *r, struct sim_req *req
 	r->fn(sim, req, resp);
 }
 
+/* A response body cut short (fault injection). */
+struct cut {
+	char *body;
+	size_t len; /* bytes sent before the connection is aborted */
+};
+
+static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct cut *c = cls;
+	if (pos >= c->len)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	size_t n = c->len - (size_t)pos < max ? c->len - (size_t)pos : max;
+	memcpy(buf, c->body + pos, n);
+	return (ssize_t)n;
+}
+
+static void cut_free(void *cls)
+{
+	struct cut *c = cls;
+	free(c->body);
+	free(c);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -350,13 +373,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	path_template(url, tmpl, sizeof(tmpl));
 	stats_count_api(sim, method, tmpl, resp.drop ? 0 : resp.status);
 
-	if (resp.drop) {
+	if (resp.drop && resp.body_len < 2) {
 		resp_free(&resp);
 		return MHD_NO; /* libmicrohttpd closes the connection */
 	}
-	struct MHD_Response *mr = MHD_create_response_from_buffer(
-	        resp.body_len, resp.body ? resp.body : (void *)"",
-	        resp.body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *mr;
+	if (resp.drop) {
+		/* Announce the full length, send half, then abort. */
+		struct cut *c = xmalloc(sizeof(*c));
+		c->body = resp.body;
+		c->len = resp.body_len / 2;
+		mr = MHD_create_response_from_callback(resp.body_len, 4096, cut_reader, c,
+		                                       cut_free);
+	} else {
+		mr = MHD_create_response_from_buffer(
+		        resp.body_len, resp.body ? resp.body : (void *)"",
+		        resp.body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	}
 	resp.body = NULL; /* libmicrohttpd owns it now */
 	if (resp.body_len)
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, resp.content_type);

@@ -53,7 +53,8 @@ struct sim_resp {
 	size_t body_len;
 	struct sim_resp_header headers[SIM_RESP_MAX_HEADERS];
 	size_t nheaders;
-	/* Set to 1 to drop the connection instead of answering (fault tests). */
+	/* Set to 1 to cut the connection half-way through the answer (after the
+	 * headers and half the body; with no body, before any byte). Faults. */
 	int drop;
 };
 

@@ -157,8 +157,30 @@ def test_latency_and_dropped_connections():
     sf.limits()
     assert time.monotonic() - start >= 0.3
     control("POST", "/sim/faults", json={"drop_rate": 1.0, "drop_paths": "/limits"})
-    with pytest.raises(requests.exceptions.ConnectionError):
+    with pytest.raises((requests.exceptions.ConnectionError,
+                        requests.exceptions.ChunkedEncodingError)):
         sf.limits()
+
+
+def test_dropped_answer_after_the_write_happened():
+    """A cut connection does not undo the write: the client must not assume
+    failure means nothing happened (idempotency matters)."""
+    sf = client()
+    lead = sf.Lead.create({"LastName": "Cut", "Company": "cut"})["id"]
+    control("POST", "/sim/faults", json={"drop_rate": 1.0, "drop_paths": "/composite"})
+    with pytest.raises((requests.exceptions.ConnectionError,
+                        requests.exceptions.ChunkedEncodingError)):
+        sf.restful("composite/sobjects", method="PATCH", json={
+            "allOrNone": False,
+            "records": [{"attributes": {"type": "Lead"}, "id": lead, "Company": "after"}]})
+    control("POST", "/sim/faults", json={})
+    assert sf.Lead.get(lead)["Company"] == "after"
+
+
+def test_body_over_the_cap_is_413():
+    r = control("POST", "/sim/records/Lead", data=b"x" * (2 * 1024 * 1024),
+                headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
 
 
 def test_expire_sessions_now():
