@@ -6,6 +6,14 @@
  * `KAFKA_BOOTSTRAP_SERVERS=<list>` on stdout (one flushed line, for
  * tests/stack/lib/kafka.sh) and waits for SIGTERM/SIGINT. Everything lives
  * in memory: a restart loses all topics and offsets.
+ *
+ * What librdkafka 2.0.2's mock does (checked by tests/it/it_kafka_mock.sh):
+ * produce/fetch, idempotent producer, consumer groups with manual commits
+ * and cooperative-sticky rebalancing, the transactional API (commit makes
+ * records visible). What it does not: CreateTopics and other admin APIs
+ * (topics are auto-created on first use with 4 partitions, or pre-created
+ * here with --topic), and transaction markers: aborted records remain
+ * visible to read_committed consumers.
  */
 #include <errno.h>
 #include <signal.h>
@@ -20,6 +28,8 @@
 
 #define DEFAULT_BROKERS 3
 #define MAX_BROKERS     9
+#define MAX_TOPICS      64
+#define MAX_PARTITIONS  1000
 
 static volatile sig_atomic_t stop;
 
@@ -38,6 +48,33 @@ static void usage(FILE *f)
 	        DEFAULT_BROKERS);
 }
 
+struct topic {
+	char name[250]; /* Kafka's limit is 249 */
+	int partitions;
+};
+
+/* "name" or "name:partitions" */
+static int parse_topic(const char *arg, struct topic *t)
+{
+	const char *colon = strrchr(arg, ':');
+	size_t nlen = colon ? (size_t)(colon - arg) : strlen(arg);
+	t->partitions = 1;
+	if (nlen == 0 || nlen >= sizeof t->name)
+		return -1;
+	memcpy(t->name, arg, nlen);
+	t->name[nlen] = '\0';
+	if (colon) {
+		char *end;
+		long v;
+		errno = 0;
+		v = strtol(colon + 1, &end, 10);
+		if (errno || *end || end == colon + 1 || v < 1 || v > MAX_PARTITIONS)
+			return -1;
+		t->partitions = (int)v;
+	}
+	return 0;
+}
+
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;
@@ -50,6 +87,8 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 int main(int argc, char **argv)
 {
 	long brokers = DEFAULT_BROKERS;
+	struct topic topics[MAX_TOPICS];
+	int ntopics = 0;
 	char errstr[512], nbuf[16];
 	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk;
@@ -74,6 +113,15 @@ int main(int argc, char **argv)
 				        MAX_BROKERS);
 				return 2;
 			}
+		} else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
+			if (ntopics == MAX_TOPICS ||
+			    parse_topic(argv[++i], &topics[ntopics]) != 0) {
+				fprintf(stderr,
+				        "sfk-devkafka: --topic wants NAME[:1..%d], at most %d\n",
+				        MAX_PARTITIONS, MAX_TOPICS);
+				return 2;
+			}
+			ntopics++;
 		} else {
 			usage(stderr);
 			return 2;
@@ -107,6 +155,18 @@ int main(int argc, char **argv)
 		rd_kafka_destroy(rk);
 		return 1;
 	}
+	for (int i = 0; i < ntopics; i++) {
+		int rf = brokers < 3 ? (int)brokers : 3;
+		rd_kafka_resp_err_t err =
+		        rd_kafka_mock_topic_create(mc, topics[i].name, topics[i].partitions, rf);
+		if (err) {
+			log_error("mock topic create failed topic=%s err=%s", topics[i].name,
+			          rd_kafka_err2str(err));
+			rd_kafka_destroy(rk);
+			return 1;
+		}
+	}
+	/* Topics exist before anyone can learn the address. */
 	printf("KAFKA_BOOTSTRAP_SERVERS=%s\n", rd_kafka_mock_cluster_bootstraps(mc));
 	fflush(stdout);
 	log_info("mock kafka cluster up brokers=%ld librdkafka=%s bootstrap=%s", brokers,

@@ -130,7 +130,8 @@ stack_start_kafka_mock() {
 	[ -x "$bin" ] || { stack_log "kafka-mock: $bin not built"; return 1; }
 	mkdir -p "$dir" || return 1
 	: >"$dir/bootstrap"
-	"$bin" >"$dir/bootstrap" 2>>"$dir/devkafka.log" </dev/null &
+	# Arguments pass through, e.g. --topic sfk.flywheel:6 (see sfk-devkafka --help).
+	"$bin" "$@" >"$dir/bootstrap" 2>>"$dir/devkafka.log" </dev/null &
 	pid=$!
 	stack_record kafka-mock "$pid"
 	deadline=$((SECONDS + 20))
