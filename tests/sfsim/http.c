@@ -38,7 +38,12 @@ struct http {
 	size_t nroutes;
 	char *cert;
 	char *key;
+	/* Start of the current API-usage day (sim clock; 0 = not started). */
+	_Atomic int64_t api_day_start;
 };
+
+/* DailyApiRequests resets after 24 h of sim time (Salesforce: rolling 24 h). */
+#define API_DAY_MS (24LL * 3600 * 1000)
 
 /* Per-request state across libmicrohttpd's callbacks. */
 struct reqctx {
@@ -270,6 +275,12 @@ static void dispatch(struct sim *sim, const struct route *r, struct sim_req *req
 			               "Session expired or invalid", NULL);
 			return;
 		}
+		int64_t now = sim_now_ms(sim);
+		int64_t start = atomic_load(&sim->http->api_day_start);
+		if ((start == 0 || now - start >= API_DAY_MS) &&
+		    atomic_compare_exchange_strong(&sim->http->api_day_start, &start, now) &&
+		    start != 0)
+			atomic_store(&sim->api_used, 0);
 		long used = atomic_load(&sim->api_used);
 		if (used >= sim->cfg.api_limit || faults_limit_forced(sim)) {
 			sim_resp_error(resp, 403, "REQUEST_LIMIT_EXCEEDED",

@@ -203,6 +203,13 @@ def test_clock_advance_expires_tokens_and_dates_records():
         sf.limits()
     # JWT exp is checked against the wall clock (clients mint it from theirs),
     # so a fresh token works after the jump and lives on sim time.
-    client().limits()
+    sf = client()
+    sf.limits()
+    assert sf.api_usage["api-usage"].used > 10
+    # DailyApiRequests is a 24 h window: a day later the count starts over.
+    control("POST", "/sim/clock", json={"advance_ms": 25 * 3600 * 1000})
+    sf = client()
+    sf.limits()
+    assert sf.api_usage["api-usage"].used == 1
     r = control("POST", "/sim/clock", json={"advance_ms": -1})
     assert r.status_code == 400
