@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,7 @@ struct cdc {
 	size_t nchans;
 	struct event *ring;
 	size_t cap, head, count;
+	size_t bytes; /* serialized bytes retained */
 	int64_t last_id;
 	int64_t dropped;
 	void (*listener)(void *ctx);
@@ -138,6 +140,7 @@ void cdc_config_default(struct cdc_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->retention_ms = 72LL * 3600 * 1000;
 	cfg->max_events = 500000;
+	cfg->max_bytes = 512u * 1024 * 1024;
 	cfg->max_event_bytes = 1024 * 1024;
 	cfg->overflow_changes = 100000;
 	cfg->merge = 1;
@@ -188,6 +191,8 @@ struct cdc *cdc_new(const struct cdc_config *cfg)
 	c->cfg.entities = NULL; /* parsed below; not kept */
 	if (c->cfg.max_events == 0)
 		c->cfg.max_events = 1;
+	if (c->cfg.max_bytes == 0)
+		c->cfg.max_bytes = SIZE_MAX;
 	c->rng = cfg->seed ^ 0x5F3759DF2026ULL;
 	/* commitNumber is an SCN far above 2^53 so that clients which parse it
 	 * as a double lose digits (the point of the int64 requirement). */
@@ -548,6 +553,7 @@ static int64_t next_replay_id(struct cdc *c)
 static void drop_head(struct cdc *c)
 {
 	struct event *e = &c->ring[c->head];
+	c->bytes -= e->len;
 	free(e->data);
 	e->data = NULL;
 	c->head = (c->head + 1) % c->cap;
@@ -559,6 +565,8 @@ static void drop_head(struct cdc *c)
 static void insert(struct cdc *c, int64_t id, int chan, char *data, size_t len)
 {
 	if (c->count == c->cfg.max_events)
+		drop_head(c);
+	while (c->count > 0 && c->bytes + len > c->cfg.max_bytes)
 		drop_head(c);
 	if (c->count == c->cap) {
 		size_t ncap = c->cap ? c->cap * 2 : 1024;
@@ -578,6 +586,7 @@ static void insert(struct cdc *c, int64_t id, int chan, char *data, size_t len)
 	e->chan = chan;
 	e->data = data;
 	e->len = len;
+	c->bytes += len;
 	c->count++;
 	c->last_id = id;
 	c->chans[chan].published++;
@@ -882,9 +891,10 @@ json_t *cdc_stats(struct cdc *c)
 	pthread_mutex_lock(&c->mu);
 	for (size_t i = 0; i < c->nchans; i++)
 		json_object_set_new(pub, c->chans[i].name, json_integer(c->chans[i].published));
-	json_t *o = json_pack("{s:o,s:I,s:I,s:I}", "published", pub, "retained",
-	                      (json_int_t)c->count, "last_replay_id", (json_int_t)c->last_id,
-	                      "dropped", (json_int_t)c->dropped);
+	json_t *o = json_pack("{s:o,s:I,s:I,s:I,s:I}", "published", pub, "retained",
+	                      (json_int_t)c->count, "retained_bytes", (json_int_t)c->bytes,
+	                      "last_replay_id", (json_int_t)c->last_id, "dropped",
+	                      (json_int_t)c->dropped);
 	pthread_mutex_unlock(&c->mu);
 	return o;
 }
@@ -1033,6 +1043,7 @@ int cdc_module_init(struct sim *sim)
 		cfg.entities = ents;
 	cfg.retention_ms = opt_long(sim, "cdc.retention_s", 72L * 3600) * 1000LL;
 	cfg.max_events = (size_t)opt_long(sim, "cdc.max_events", (long)cfg.max_events);
+	cfg.max_bytes = (size_t)opt_long(sim, "cdc.max_bytes", (long)cfg.max_bytes);
 	cfg.max_event_bytes =
 	        (size_t)opt_long(sim, "cdc.max_event_bytes", (long)cfg.max_event_bytes);
 	cfg.overflow_changes = opt_long(sim, "cdc.overflow_changes", cfg.overflow_changes);

@@ -30,6 +30,7 @@
 struct cdc_config {
 	int64_t retention_ms;   /* 72 h of sim time */
 	size_t max_events;      /* retained events cap (oldest dropped first) */
+	size_t max_bytes;       /* retained serialized bytes cap (likewise) */
 	size_t max_event_bytes; /* bigger serialized events become GAP_* (1 MB) */
 	long overflow_changes;  /* changes per transaction before GAP_OVERFLOW */
 	int merge;              /* merge identical changes of one transaction */
@@ -40,8 +41,8 @@ struct cdc_config {
 	void *clock_ctx;
 };
 
-/* Defaults: 72 h, 500,000 events, 1 MB, 100,000 changes, merge on,
- * "Lead,Task,EmailMessage". */
+/* Defaults: 72 h, 500,000 events, 512 MB retained, 1 MB per event,
+ * 100,000 changes, merge on, "Lead,Task,EmailMessage". */
 void cdc_config_default(struct cdc_config *cfg);
 
 struct cdc;
@@ -123,8 +124,8 @@ size_t cdc_collect(struct cdc *c, struct cdc_cursor *cur, size_t ncur, size_t ma
 /* Called after every publish (outside the bus lock): a reader wake-up. */
 void cdc_set_listener(struct cdc *c, void (*fn)(void *ctx), void *ctx);
 
-/* {"published":{"<channel>":N,...},"retained":N,"last_replay_id":N,
- *  "dropped":N}; new reference. */
+/* {"published":{"<channel>":N,...},"retained":N,"retained_bytes":N,
+ *  "last_replay_id":N,"dropped":N}; new reference. */
 json_t *cdc_stats(struct cdc *c);
 
 /* ---- event building (pure, for tests) ------------------------------------ */
@@ -139,7 +140,7 @@ json_t *cdc_changed_fields(const struct org_change *ch);
 /* ---- sim module (http.h contract) ---------------------------------------- */
 
 /*
- * Reads --opt cdc.entities, cdc.retention_s, cdc.max_events,
+ * Reads --opt cdc.entities, cdc.retention_s, cdc.max_events, cdc.max_bytes,
  * cdc.overflow_changes, cdc.max_event_bytes, cdc.merge; creates sim->cdc,
  * registers the org change hook, starts the publisher thread, registers
  * POST /sim/events/raw and GET /sim/stats/events (control routes) and sets

@@ -492,6 +492,28 @@ static void test_count_cap(void **state)
 	cdc_free(&c);
 }
 
+static void small_store(struct cdc_config *cfg)
+{
+	cfg->max_bytes = 3000;
+}
+
+static void test_byte_cap(void **state)
+{
+	(void)state;
+	struct cdc *c = bus_new(small_store);
+	struct org_change ch = mk("Lead", "CREATE", LEAD_ID, lead_record("L"), NULL, 1);
+	for (int i = 0; i < 20; i++)
+		cdc_publish_txn(c, &ch, 1);
+	json_t *st = cdc_stats(c);
+	json_int_t kept = json_integer_value(json_object_get(st, "retained"));
+	assert_true(kept > 0 && kept < 20);
+	assert_true(json_integer_value(json_object_get(st, "retained_bytes")) <= 3000);
+	assert_int_equal(json_integer_value(json_object_get(st, "dropped")), 20 - kept);
+	json_decref(st);
+	unmk(&ch);
+	cdc_free(&c);
+}
+
 static void test_raw_publish(void **state)
 {
 	(void)state;
@@ -534,6 +556,7 @@ int main(void)
 	        cmocka_unit_test(test_replay_ids_and_channels),
 	        cmocka_unit_test(test_retention),
 	        cmocka_unit_test(test_count_cap),
+	        cmocka_unit_test(test_byte_cap),
 	        cmocka_unit_test(test_raw_publish),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
