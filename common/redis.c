@@ -46,6 +46,7 @@ struct redis {
 	int failures; /* consecutive failed reconnects */
 	uint64_t rng;
 	unsigned long reconnects;
+	int up; /* last known state, for sfk_redis_up and the outage warning */
 
 	enum sfk_err err;
 	char errstr[REDIS_ERRSTR_MAX];
@@ -268,8 +269,12 @@ static void rseterr(struct redis *r, enum sfk_err e, const char *fmt, ...)
  * in one process it shows the most recent change, which is what /readyz and
  * an alert want: "Redis was reachable the last time we looked".
  */
-static void set_up(int up)
+static void set_up(struct redis *r, int up)
 {
+	/* One warning per outage, not one per failed call. */
+	if (!up && r->up)
+		log_warn("redis connection lost detail=%s", r->errstr);
+	r->up = up;
 	metric_set(metrics_gauge("sfk_redis_up",
 	                         "1 if Redis answered the last connection attempt, else 0", NULL),
 	           up);
@@ -338,7 +343,7 @@ static void io_error(struct redis *r, int saved_errno, const char *what)
 		rseterr(r, SFK_ERR_TOO_LARGE,
 		        "%s: reply exceeds the size cap (%zu bytes / %zu elements)", what,
 		        r->o.max_reply_bytes, r->o.max_reply_elements);
-	else if (r->c && r->c->err == REDIS_ERR_IO &&
+	else if (r->c && (r->c->err == REDIS_ERR_IO || r->c->err == 0) &&
 	         (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK))
 		rseterr(r, SFK_ERR_REDIS, "%s: timeout after %d ms", what, r->o.command_timeout_ms);
 	else if (r->c && r->c->err == REDIS_ERR_EOF)
@@ -360,6 +365,9 @@ static int roundtrip(struct redis *r, char **cmds, const size_t *lens, size_t n,
 	redisContext *c = r->c;
 	int done = 0, e;
 	size_t got = 0;
+	/* SO_RCVTIMEO bounds each read; this bounds their sum, so a server that
+	 * drips bytes cannot hold us past the command timeout either. */
+	int64_t deadline = now_ms() + r->o.command_timeout_ms;
 
 	r->guard_tripped = 0;
 	for (size_t i = 0; i < n; i++)
@@ -383,6 +391,10 @@ static int roundtrip(struct redis *r, char **cmds, const size_t *lens, size_t n,
 			r->guard_tripped = 1;
 			goto fail;
 		}
+		if (now_ms() > deadline) {
+			errno = EAGAIN; /* reported as a timeout */
+			goto fail;
+		}
 		errno = 0;
 		if (redisBufferRead(c) != REDIS_OK)
 			goto fail;
@@ -392,7 +404,7 @@ fail:
 	e = errno;
 	io_error(r, e, n > 1 ? "pipeline" : "command");
 	if (r->err != SFK_ERR_TOO_LARGE)
-		set_up(0);
+		set_up(r, 0);
 	for (size_t i = 0; i < got; i++) {
 		freeReplyObject(replies[i]);
 		replies[i] = NULL;
@@ -480,10 +492,10 @@ static int connect_now(struct redis *r)
 		}
 		freeReplyObject(rep);
 	}
-	set_up(1);
+	set_up(r, 1);
 	return 0;
 fail:
-	set_up(0);
+	set_up(r, 0);
 	disconnect(r);
 	return -1;
 }

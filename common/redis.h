@@ -83,8 +83,10 @@ void redis_free(struct redis *r);
  * Reconnects: a command on a broken connection reconnects (AUTH, SELECT) and,
  * unless REDIS_NORETRY, is sent again ONCE. After a failed reconnect the next
  * attempt waits a jittered exponential backoff (base..max); calls made during
- * that window fail at once ("reconnect backoff") instead of blocking, so no
- * call blocks much longer than connect_timeout + 2 * command_timeout.
+ * that window fail at once ("reconnect backoff") instead of blocking. One
+ * attempt waits at most connect_timeout (when it reconnects) plus about
+ * command_timeout per round trip (AUTH, SELECT, the command), so a call with
+ * its one retry is bounded by roughly 2 * (connect + 3 * command) timeouts.
  */
 redisReply *redis_cmd(struct redis *r, const char *fmt, ...);
 redisReply *redis_cmd_flags(struct redis *r, int flags, const char *fmt, ...);
