@@ -182,6 +182,31 @@ done
 [ "$(jq '.data.payload | keys | length' <<<"$gev")" = 1 ] || fail "gap event carries fields: $gev"
 pass "gap_next=1 -> GAP_CREATE with the header only"
 
+# --- one sObject Collections call, one transaction: a merged event ------------------------------------
+ids=()
+for n in 1 2 3; do
+	ids+=("$(sim -X POST -H 'Content-Type: application/json' -d "{\"LastName\":\"Merge$n\",\"Company\":\"M\"}" \
+		"$SF_SIM_URL/sim/records/Lead" | jq -r .id)")
+done
+recs=$(printf '{"attributes":{"type":"Lead"},"id":"%s","Status":"Working - Contacted"},' "${ids[@]}")
+col=$(curl -sS --cacert "$SF_CA_FILE" -X PATCH "$SF_SIM_URL/services/data/v$SF_API_VERSION/composite/sobjects" \
+	-H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+	-H 'Sforce-Call-Options: client=sfk-it' -d "{\"allOrNone\":true,\"records\":[${recs%,}]}")
+[ "$(jq '[.[] | select(.success)] | length' <<<"$col")" = 3 ] || fail "collections update: $col"
+mev=""
+deadline=$((SECONDS + 20))
+while [ -z "$mev" ] && [ $SECONDS -lt $deadline ]; do
+	r=$(connect "$cid")
+	mev=$(jq -c '[.[] | select(.data.payload.ChangeEventHeader.changeType == "UPDATE")][0] // empty' <<<"$r")
+done
+[ -n "$mev" ] || fail "no UPDATE event after the collections call"
+[ "$(jq -c '.data.payload.ChangeEventHeader.recordIds' <<<"$mev")" = \
+	"$(printf '%s\n' "${ids[@]}" | jq -R . | jq -sc .)" ] || fail "not one merged event: $mev"
+[ "$(jq -r .data.payload.ChangeEventHeader.changeOrigin <<<"$mev")" = \
+	"com/salesforce/api/rest/$SF_API_VERSION;client=sfk-it" ] || fail "changeOrigin: $mev"
+[ "$(jq -r .data.payload.Status <<<"$mev")" = "Working - Contacted" ] || fail "merged body: $mev"
+pass "one collections call -> one merged UPDATE event with 3 recordIds"
+
 # --- forgotten clients ----------------------------------------------------------------------------
 sim -X POST -H 'Content-Type: application/json' -d '{"forget_cometd_clients":true}' \
 	"$SF_SIM_URL/sim/faults" >/dev/null
