@@ -12,6 +12,7 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,7 @@ struct cometd {
 	int have_token, force_new_token;
 	char client_id[COMETD_CLIENT_ID_MAX];
 	int subscribed;
+	atomic_int ready; /* subscribed; read by the admin server's threads */
 	long adv_timeout_ms, adv_interval_ms;
 	unsigned long id_seq;
 	unsigned attempt;
@@ -502,6 +504,7 @@ static void drop_session(struct cometd *c)
 {
 	c->client_id[0] = '\0';
 	c->subscribed = 0;
+	atomic_store(&c->ready, 0);
 	c->adv_interval_ms = 0;
 }
 
@@ -698,6 +701,7 @@ static int do_subscribe(struct cometd *c, enum cometd_outcome *out, char *errstr
 	json_decref(req);
 	if (v.action == COMETD_ACT_OK) {
 		c->subscribed = 1;
+		atomic_store(&c->ready, 1);
 		for (size_t i = 0; i < c->nchans; i++)
 			log_info("cometd subscribed channel=%s replay_id=%lld", names[i],
 			         (long long)replay[i]);
@@ -828,6 +832,11 @@ enum cometd_outcome cometd_run(struct cometd *c, char *errstr, size_t errlen)
 	}
 	send_disconnect(c);
 	return COMETD_STOPPED;
+}
+
+int cometd_ready(struct cometd *c)
+{
+	return atomic_load(&c->ready);
 }
 
 const char *cometd_replay_error(const struct cometd *c, int64_t *replay_id)

@@ -171,6 +171,9 @@ const char *cometd_replay_error(const struct cometd *c, int64_t *replay_id);
  */
 int cometd_forget_checkpoint(struct cometd *c, const char *channel);
 
+/* 1 while a session is handshaken and subscribed (readiness). Thread-safe. */
+int cometd_ready(struct cometd *c);
+
 /* Snapshot of the counters. */
 void cometd_get_stats(const struct cometd *c, struct cometd_stats *out);
 

@@ -1,0 +1,182 @@
+/*
+ * checkpoint.c - read the checkpoint topic back (see checkpoint.h).
+ *
+ * A plain assigned consumer (no group, nothing committed): the topic is
+ * small and compacted, and reading it whole is the only way to know the
+ * last value per key. enable.partition.eof tells us when each partition's
+ * end (the last stable offset, with read_committed) is reached.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkpoint.h"
+#include "kafka.h"
+#include "log.h"
+#include "publish.h"
+#include "xmem.h"
+
+/* Most partitions of the checkpoint topic we read (it has 1 by design). */
+#define CHECKPOINT_MAX_PARTITIONS 64
+
+struct entry {
+	char channel[PUBLISH_CHANNEL_MAX];
+	int64_t replay_id;
+	int live;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void remember(struct entry *e, size_t *n, const char *channel, int64_t replay_id, int live)
+{
+	size_t i;
+	for (i = 0; i < *n; i++)
+		if (strcmp(e[i].channel, channel) == 0)
+			break;
+	if (i == *n) {
+		if (*n == PUBLISH_MAX_CHANNELS) {
+			log_warn("checkpoint: more channels than %d, ignoring channel=%s",
+			         PUBLISH_MAX_CHANNELS, channel);
+			return;
+		}
+		snprintf(e[i].channel, sizeof e[i].channel, "%s", channel);
+		(*n)++;
+	}
+	e[i].replay_id = replay_id;
+	e[i].live = live;
+}
+
+enum sfk_err checkpoint_load(const char *bootstrap, const char *const *props, const char *topic,
+                             int timeout_ms, checkpoint_fn fn, void *ctx, size_t *found,
+                             char *errstr, size_t errlen)
+{
+	static const char *const fixed[] = {
+	        "group.id=sfk-bridge-checkpoint-reader", /* required by librdkafka; never joined */
+	        "enable.auto.commit=false",
+	        "enable.auto.offset.store=false",
+	        "isolation.level=read_committed",
+	        "enable.partition.eof=true",
+	        NULL,
+	};
+	struct entry entries[PUBLISH_MAX_CHANNELS];
+	size_t n = 0, eofs = 0, nparts = 0;
+	rd_kafka_t *rk = NULL;
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *rkt = NULL;
+	enum sfk_err rc = SFK_OK;
+	char err[512];
+	int64_t deadline = mono_ms() + timeout_ms;
+
+	*found = 0;
+	rd_kafka_conf_t *conf = kafka_conf_new(bootstrap, fixed, errstr, errlen);
+	if (!conf)
+		return SFK_ERR_CONFIG;
+	if (props && kafka_conf_apply_pairs(conf, props, errstr, errlen) > 0) {
+		rd_kafka_conf_destroy(conf);
+		return SFK_ERR_CONFIG;
+	}
+	if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err))) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(errstr, errlen, "checkpoint reader: %s", err);
+		return SFK_ERR_KAFKA_FATAL;
+	}
+	rkt = rd_kafka_topic_new(rk, topic, NULL);
+	rd_kafka_resp_err_t ke = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+	if (ke != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(errstr, errlen, "checkpoint topic %s metadata: %s", topic,
+		         rd_kafka_err2str(ke));
+		rc = kafka_err_map(ke) == SFK_OK ? SFK_ERR_KAFKA : kafka_err_map(ke);
+		goto out;
+	}
+	if (md->topic_cnt != 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+	    md->topics[0].partition_cnt == 0) {
+		log_warn("checkpoint topic missing; starting without checkpoints topic=%s", topic);
+		goto out;
+	}
+	if (md->topics[0].err) {
+		snprintf(errstr, errlen, "checkpoint topic %s: %s", topic,
+		         rd_kafka_err2str(md->topics[0].err));
+		rc = SFK_ERR_KAFKA;
+		goto out;
+	}
+	parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+	for (int i = 0; i < md->topics[0].partition_cnt && i < CHECKPOINT_MAX_PARTITIONS; i++) {
+		int64_t lo = 0, hi = 0;
+		int32_t pid = md->topics[0].partitions[i].id;
+		ke = rd_kafka_query_watermark_offsets(rk, topic, pid, &lo, &hi, timeout_ms);
+		if (ke) {
+			snprintf(errstr, errlen, "checkpoint topic %s[%d] offsets: %s", topic, pid,
+			         rd_kafka_err2str(ke));
+			rc = SFK_ERR_KAFKA;
+			goto out;
+		}
+		if (hi <= lo)
+			continue; /* empty partition: nothing to read, no EOF to wait for */
+		rd_kafka_topic_partition_list_add(parts, topic, pid)->offset =
+		        RD_KAFKA_OFFSET_BEGINNING;
+		nparts++;
+	}
+	if (nparts == 0)
+		goto out;
+	if ((ke = rd_kafka_assign(rk, parts)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(errstr, errlen, "checkpoint assign: %s", rd_kafka_err2str(ke));
+		rc = SFK_ERR_KAFKA;
+		goto out;
+	}
+	while (eofs < nparts) {
+		int64_t left = deadline - mono_ms();
+		if (left <= 0) {
+			snprintf(errstr, errlen, "checkpoint topic %s not read to its end in %d ms",
+			         topic, timeout_ms);
+			rc = SFK_ERR_TIMEOUT;
+			goto out;
+		}
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, left < 200 ? (int)left : 200);
+		if (!m)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			eofs++;
+		} else if (m->err) {
+			log_warn("checkpoint reader error=%s", rd_kafka_message_errstr(m));
+		} else if (m->key_len > 0 && m->key_len < PUBLISH_CHANNEL_MAX) {
+			char key[PUBLISH_CHANNEL_MAX], ch[PUBLISH_CHANNEL_MAX];
+			int64_t rid;
+			memcpy(key, m->key, m->key_len);
+			key[m->key_len] = '\0';
+			if (!m->payload)
+				remember(entries, &n, key, -1, 0); /* tombstone */
+			else if (publish_checkpoint_parse(m->payload, m->len, ch, sizeof ch,
+			                                  &rid) == 0 &&
+			         strcmp(ch, key) == 0)
+				remember(entries, &n, key, rid, 1);
+			else
+				log_warn("checkpoint: malformed record skipped channel=%s "
+				         "offset=%lld",
+				         key, (long long)m->offset);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (entries[i].live) {
+			fn(ctx, entries[i].channel, entries[i].replay_id);
+			(*found)++;
+		}
+out:
+	if (parts)
+		rd_kafka_topic_partition_list_destroy(parts);
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (rkt)
+		rd_kafka_topic_destroy(rkt);
+	if (rk) {
+		rd_kafka_consumer_close(rk);
+		rd_kafka_destroy(rk);
+	}
+	return rc;
+}

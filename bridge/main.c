@@ -1,0 +1,472 @@
+/*
+ * main.c - sfk-bridge: Salesforce CDC (CometD) -> Kafka, one transaction per batch.
+ *
+ * Arguments and configuration, signals, then: load the fan-out rules, open
+ * the Salesforce client (token cache, REST for gap re-fetches), the
+ * transactional producer, read the committed checkpoints back, serve
+ * /metrics /healthz /readyz, and run the CometD client whose batches
+ * publish.c turns into transactions. Shutdown order: stop long-polling
+ * (disconnect), finish the open transaction (publish_batch returns before
+ * the loop sees the flag), flush and close the producer, then the rest.
+ */
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "checkpoint.h"
+#include "cometd.h"
+#include "config.h"
+#include "fanout.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "publish.h"
+#include "sf_auth.h"
+#include "sf_rest.h"
+#include "sf_token.h"
+#include "xmem.h"
+
+#ifndef SFK_VERSION
+#define SFK_VERSION "dev"
+#endif
+
+#define BRIDGE_MAX_CHANNELS       COMETD_MAX_CHANNELS
+#define BRIDGE_CHECKPOINT_LOAD_MS 30000
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+/* ---- configuration ------------------------------------------------------ */
+
+static const char *g_login_url, *g_token_url, *g_sf_client_id, *g_username, *g_key_path,
+        *g_api_version, *g_ca_file, *g_redis_url, *g_bootstrap, *g_client_id, *g_admin_addr,
+        *g_prefix, *g_channels, *g_policy, *g_policy_schema, *g_txn_id, *g_start, *g_on_invalid,
+        *g_log_level;
+static long long g_max_event_bytes, g_stall_grace_ms;
+
+static const char *const start_values[] = {"latest", "earliest", NULL};
+static const char *const invalid_values[] = {"fail", "latest", "earliest", NULL};
+static const char *const level_values[] = {"debug", "info", "warn", "error", NULL};
+
+static void check_channels(struct config *c, const struct config_entry *e)
+{
+	const char *s = *(const char **)e->dest;
+	size_t n = 1;
+	for (const char *p = s; *p; p++)
+		n += *p == ',';
+	if (s[0] != '/')
+		config_problem(c, e, "channels must start with '/' (e.g. /data/LeadChangeEvent)");
+	if (n > BRIDGE_MAX_CHANNELS)
+		config_problem(c, e, "at most %d channels", BRIDGE_MAX_CHANNELS);
+}
+
+static const struct config_entry table[] = {
+        {"sf-login-url", "SF_LOGIN_URL", CONFIG_URL, "https://login.salesforce.com",
+         CONFIG_REQUIRED, "JWT audience (login or test.salesforce.com)", .dest = &g_login_url},
+        {"sf-token-url", "SF_TOKEN_URL", CONFIG_URL, NULL, 0,
+         "Token endpoint host if not the login URL (My Domain)", .dest = &g_token_url},
+        {"sf-client-id", "SF_CLIENT_ID", CONFIG_STRING, NULL, CONFIG_REQUIRED,
+         "Connected app consumer key (JWT iss)", .dest = &g_sf_client_id},
+        {"sf-username", "SF_USERNAME", CONFIG_STRING, NULL, CONFIG_REQUIRED,
+         "Integration user (JWT sub)", .dest = &g_username},
+        {"sf-private-key-path", "SF_PRIVATE_KEY_PATH", CONFIG_PATH, NULL, CONFIG_REQUIRED,
+         "PEM RSA key of the connected app (mode 0600)", .dest = &g_key_path},
+        {"sf-api-version", "SF_API_VERSION", CONFIG_STRING, "61.0", CONFIG_REQUIRED,
+         "Salesforce API version for /cometd/<ver> and REST", .dest = &g_api_version},
+        {"sf-ca-file", "SF_CA_FILE", CONFIG_PATH, NULL, 0, "Extra CA bundle for Salesforce TLS",
+         .dest = &g_ca_file},
+        {"redis-url", "REDIS_URL", CONFIG_URL, NULL, 0,
+         "Redis for the shared token cache (unset: per-process tokens)", .dest = &g_redis_url},
+        {"kafka-bootstrap-servers", "KAFKA_BOOTSTRAP_SERVERS", CONFIG_STRING, NULL, CONFIG_REQUIRED,
+         "Kafka brokers", .dest = &g_bootstrap},
+        {"client-id", "SFK_CLIENT_ID", CONFIG_STRING, "sfk-kpis", CONFIG_REQUIRED,
+         "Our Sforce-Call-Options client id: its changes are echoes, never fanned out",
+         .dest = &g_client_id},
+        ADMIN_CONFIG_ENTRY(&g_admin_addr, ADMIN_DEFAULT_ADDR),
+        {"topic-prefix", "SFK_TOPIC_PREFIX", CONFIG_STRING, "sfk.", CONFIG_REQUIRED,
+         "Prefix of every Kafka topic", .dest = &g_prefix},
+        {"channels", "SFK_BRIDGE_CHANNELS", CONFIG_STRING,
+         "/data/LeadChangeEvent,/data/TaskChangeEvent,/data/EmailMessageChangeEvent",
+         CONFIG_REQUIRED, "Comma-separated CometD channels", .dest = &g_channels,
+         .check = check_channels},
+        {"workloads-policy", "SFK_WORKLOADS_POLICY", CONFIG_PATH, "policies/workloads.json",
+         CONFIG_REQUIRED, "Fan-out rules", .dest = &g_policy},
+        {"workloads-schema", "SFK_WORKLOADS_SCHEMA", CONFIG_PATH, "schemas/workloads.schema.json",
+         CONFIG_REQUIRED, "JSON Schema of the fan-out rules", .dest = &g_policy_schema},
+        {"transactional-id", "SFK_BRIDGE_TRANSACTIONAL_ID", CONFIG_STRING, "sfk-bridge",
+         CONFIG_REQUIRED, "Kafka transactional.id (fences an older bridge)", .dest = &g_txn_id},
+        {"start-from", "SFK_BRIDGE_START_FROM", CONFIG_ENUM, "latest", CONFIG_REQUIRED,
+         "Where a channel without a checkpoint starts: latest (-1) or earliest (-2)",
+         .dest = &g_start, .allowed = start_values},
+        {"on-invalid-replay", "SFK_BRIDGE_ON_INVALID_REPLAY", CONFIG_ENUM, "fail", CONFIG_REQUIRED,
+         "When the checkpoint is no longer retained: fail, latest (skip the gap) or earliest",
+         .dest = &g_on_invalid, .allowed = invalid_values},
+        {"max-event-bytes", "SFK_BRIDGE_MAX_EVENT_BYTES", CONFIG_INT, "2097152", 0,
+         "Larger CometD events are dead-lettered", .dest = &g_max_event_bytes, .min = 1024,
+         .max = 10485760},
+        {"stall-grace", "SFK_BRIDGE_STALL_GRACE", CONFIG_DURATION, "15s", 0,
+         "Watchdog: a long-poll may exceed the advised timeout by this much",
+         .dest = &g_stall_grace_ms, .min = 100, .max = 600000},
+        {"log-level", "LOG_LEVEL", CONFIG_ENUM, "info", 0, "Minimum log level",
+         .dest = &g_log_level, .allowed = level_values},
+};
+
+/* ---- the process ----------------------------------------------------------- */
+
+struct bridge {
+	struct sf_auth *auth;
+	struct sf_token_cache *tokens;
+	struct sf_rest *rest;
+	struct kafka_producer *producer;
+	struct fanout *fanout;
+	struct publisher *pub;
+	struct cometd *cometd;
+	struct admin *admin;
+	char *channels[BRIDGE_MAX_CHANNELS];
+	size_t nchannels;
+	int64_t fallback[BRIDGE_MAX_CHANNELS]; /* replay id without a checkpoint */
+	char token_used[COMETD_TOKEN_MAX];     /* to invalidate exactly the refused one */
+	char instance_url[1024];
+	struct metric *m_resync, *m_batches;
+};
+
+static enum sfk_err token_get(void *ctx, int force_new, char *buf, size_t size, char *errstr,
+                              size_t errlen)
+{
+	struct bridge *b = ctx;
+	struct sf_auth_token t = {0};
+	struct sf_error e;
+	memset(&e, 0, sizeof e);
+	if (force_new && b->token_used[0])
+		sf_token_invalidate(b->tokens, b->token_used);
+	enum sfk_err rc = sf_token_get(b->tokens, &t, &e);
+	if (rc != SFK_OK) {
+		snprintf(errstr, errlen, "%s", e.message);
+		return rc;
+	}
+	int n = snprintf(buf, size, "%s", t.access_token);
+	snprintf(b->token_used, sizeof b->token_used, "%s", t.access_token);
+	snprintf(b->instance_url, sizeof b->instance_url, "%s", t.instance_url);
+	sf_auth_token_clear(&t);
+	if (n < 0 || (size_t)n >= size) {
+		snprintf(errstr, errlen, "access token longer than %zu bytes", size);
+		return SFK_ERR_INVALID;
+	}
+	return SFK_OK;
+}
+
+static int64_t replay_from(void *ctx, const char *channel)
+{
+	struct bridge *b = ctx;
+	int64_t r = publish_checkpoint(b->pub, channel);
+	if (r >= 0)
+		return r;
+	for (size_t i = 0; i < b->nchannels; i++)
+		if (strcmp(b->channels[i], channel) == 0)
+			return b->fallback[i];
+	return -1;
+}
+
+static enum sfk_err on_batch(void *ctx, json_t *messages)
+{
+	struct bridge *b = ctx;
+	struct publish_stats st;
+	char err[1024];
+	enum sfk_err rc = publish_batch(b->pub, messages, &st, err, sizeof err);
+	metric_add(b->m_batches, 1, rc == SFK_OK ? "committed" : "aborted");
+	if (rc != SFK_OK) {
+		log_error("batch not committed error=%s class=%s reason=%s", sfk_err_str(rc),
+		          sfk_err_class_str(sfk_err_class(rc)), err);
+		return rc;
+	}
+	log_info("batch committed events=%zu records=%zu fanout=%zu dead_letters=%zu echoes=%zu "
+	         "gaps_resolved=%zu gaps_unresolved=%zu resyncs=%zu",
+	         st.events, st.records, st.fanout, st.dead_letters, st.echoes, st.gaps_resolved,
+	         st.gaps_unresolved, st.resyncs);
+	return SFK_OK;
+}
+
+static void on_resync(void *ctx, const char *entity, int64_t replay_id)
+{
+	struct bridge *b = ctx;
+	/* TODO(bridge): run the entity resync (REST query of every record,
+	 * published with flags.resynced) instead of only reporting it. */
+	metric_add(b->m_resync, 1, entity);
+	log_error("entity resync needed (GAP_OVERFLOW) object=%s replay_id=%lld", entity,
+	          (long long)replay_id);
+}
+
+static enum sfk_err refetch(void *ctx, const char *entity, const char *id, json_t **rec,
+                            char *errstr, size_t errlen)
+{
+	struct bridge *b = ctx;
+	struct sf_error e;
+	memset(&e, 0, sizeof e);
+	enum sfk_err rc = sf_rest_get(b->rest, entity, id, NULL, rec, &e);
+	if (rc != SFK_OK)
+		snprintf(errstr, errlen, "re-fetch %s: %s", entity, e.message);
+	return rc;
+}
+
+static enum sfk_err sink_begin(void *ctx, char *e, size_t el)
+{
+	return kafka_producer_txn_begin(ctx, e, el);
+}
+static enum sfk_err sink_produce(void *ctx, const char *topic, const char *key, const char *value,
+                                 size_t len, const struct kafka_header *h, size_t nh, char *e,
+                                 size_t el)
+{
+	return kafka_produce(ctx, topic, key, key ? strlen(key) : 0, value, len, h, nh, e, el);
+}
+static enum sfk_err sink_commit(void *ctx, char *e, size_t el)
+{
+	return kafka_producer_txn_commit(ctx, e, el);
+}
+static enum sfk_err sink_abort(void *ctx, char *e, size_t el)
+{
+	return kafka_producer_txn_abort(ctx, e, el);
+}
+
+static bool ready_cometd(void *ctx, char *reason, size_t len)
+{
+	struct bridge *b = ctx;
+	if (b->cometd && cometd_ready(b->cometd))
+		return true;
+	snprintf(reason, len, "not subscribed to CometD");
+	return false;
+}
+
+static void seed_checkpoint(void *ctx, const char *channel, int64_t replay_id)
+{
+	struct bridge *b = ctx;
+	publish_set_checkpoint(b->pub, channel, replay_id);
+	log_info("checkpoint loaded channel=%s replay_id=%lld", channel, (long long)replay_id);
+}
+
+static void split_channels(struct bridge *b, const char *list, int64_t fallback)
+{
+	char *copy = xstrdup(list), *p = copy;
+	while (p && *p && b->nchannels < BRIDGE_MAX_CHANNELS) {
+		char *comma = strchr(p, ',');
+		if (comma)
+			*comma = '\0';
+		if (*p) {
+			b->fallback[b->nchannels] = fallback;
+			b->channels[b->nchannels++] = xstrdup(p);
+		}
+		p = comma ? comma + 1 : NULL;
+	}
+	free(copy);
+}
+
+/* The caller's policy for a checkpoint Salesforce no longer retains.
+ * Returns 0 to run again, -1 to exit. */
+static int replay_invalid(struct bridge *b, const char *err)
+{
+	int64_t bad;
+	const char *ch = cometd_replay_error(b->cometd, &bad);
+	log_error("replay id no longer valid channel=%s replay_id=%lld policy=%s reason=%s", ch,
+	          (long long)bad, g_on_invalid, err);
+	if (strcmp(g_on_invalid, "fail") == 0)
+		return -1;
+	int64_t to = strcmp(g_on_invalid, "latest") == 0 ? -1 : -2;
+	for (size_t i = 0; i < b->nchannels; i++)
+		if (strcmp(b->channels[i], ch) == 0)
+			b->fallback[i] = to;
+	/* An explicit operator decision: drop the checkpoint so the client may
+	 * subscribe from -1/-2 for this channel. */
+	publish_set_checkpoint(b->pub, ch, -1);
+	cometd_forget_checkpoint(b->cometd, ch);
+	return 0;
+}
+
+static int run(struct bridge *b)
+{
+	char err[2048], url[1200];
+	int rc = 1;
+
+	b->m_resync =
+	        metrics_counter("sfk_bridge_resync_needed_total",
+	                        "GAP_OVERFLOW events: the entity needs a full resync", "object");
+	b->m_batches = metrics_counter("sfk_bridge_batches_total",
+	                               "CometD batches by transaction outcome", "outcome");
+	metrics_register_build_info(SFK_VERSION);
+
+	if (!(b->fanout = fanout_load(g_policy, g_policy_schema, g_prefix, err, sizeof err))) {
+		log_error("fan-out rules rejected problems=%s", err);
+		return 78;
+	}
+	log_info("fan-out rules loaded version=%s workloads=%zu", fanout_version(b->fanout),
+	         fanout_workloads(b->fanout));
+
+	struct admin_opts ao = {.addr = g_admin_addr};
+	if (!(b->admin = admin_new(&ao, err, sizeof err))) {
+		log_error("admin server error=%s", err);
+		return 78;
+	}
+	admin_ready_check(b->admin, "cometd", ready_cometd, b);
+	if (admin_start(b->admin, err, sizeof err) != SFK_OK) {
+		log_error("admin server error=%s", err);
+		return 1;
+	}
+
+	struct sf_auth_conf ac = {
+	        .login_url = g_login_url,
+	        .token_url = g_token_url,
+	        .client_id = g_sf_client_id,
+	        .username = g_username,
+	        .key_path = g_key_path,
+	        .ca_file = g_ca_file,
+	};
+	if (!(b->auth = sf_auth_new(&ac, err, sizeof err))) {
+		log_error("salesforce auth error=%s", err);
+		return 78;
+	}
+	struct sf_token_conf tc = {.auth = b->auth, .redis_url = g_redis_url};
+	b->tokens = sf_token_new(&tc);
+	struct sf_rest_conf rc_ = {
+	        .tokens = b->tokens,
+	        .api_version = g_api_version,
+	        .ca_file = g_ca_file,
+	        .call_client = g_client_id,
+	        .redis_url = g_redis_url,
+	};
+	if (!(b->rest = sf_rest_new(&rc_, err, sizeof err))) {
+		log_error("salesforce rest error=%s", err);
+		return 78;
+	}
+
+	if (!(b->producer = kafka_producer_new(g_bootstrap, g_txn_id, NULL, err, sizeof err))) {
+		log_error("kafka producer error=%s", err);
+		return 78;
+	}
+	enum sfk_err e = kafka_producer_txn_init(b->producer, err, sizeof err);
+	if (e != SFK_OK) {
+		log_error("kafka transactions init error=%s reason=%s", sfk_err_str(e), err);
+		return 1;
+	}
+
+	struct publish_conf pc = {
+	        .topic_prefix = g_prefix,
+	        .client_id = g_client_id,
+	        .max_event_bytes = (size_t)g_max_event_bytes,
+	        .fanout = b->fanout,
+	        .sink = {sink_begin, sink_produce, sink_commit, sink_abort, b->producer},
+	        .refetch = {refetch, b},
+	        .on_resync = on_resync,
+	        .resync_ctx = b,
+	};
+	b->pub = publish_new(&pc);
+
+	/* Checkpoints written by the previous incarnation: read AFTER txn_init,
+	 * which fenced it, so nothing can commit behind our back. */
+	char *ckpt_topic = xasprintf("%sbridge.checkpoints", g_prefix);
+	size_t found = 0;
+	e = checkpoint_load(g_bootstrap, NULL, ckpt_topic, BRIDGE_CHECKPOINT_LOAD_MS,
+	                    seed_checkpoint, b, &found, err, sizeof err);
+	free(ckpt_topic);
+	if (e != SFK_OK) {
+		log_error("cannot read checkpoints error=%s reason=%s", sfk_err_str(e), err);
+		return 1;
+	}
+	log_info("checkpoints loaded count=%zu", found);
+
+	/* The CometD URL is on the instance the token names. */
+	char tok[COMETD_TOKEN_MAX];
+	while ((e = token_get(b, 0, tok, sizeof tok, err, sizeof err)) != SFK_OK) {
+		log_error("salesforce token error=%s reason=%s", sfk_err_str(e), err);
+		if (sfk_err_class(e) != SFK_CLASS_RETRIABLE || g_stop)
+			return 1;
+		sleep(5);
+	}
+	memset(tok, 0, sizeof tok);
+	snprintf(url, sizeof url, "%s/cometd/%s", b->instance_url, g_api_version);
+
+	struct cometd_config cc = {
+	        .url = url,
+	        .ca_file = g_ca_file,
+	        .channels = (const char *const *)b->channels,
+	        .nchannels = b->nchannels,
+	        .stall_grace_ms = (long)g_stall_grace_ms,
+	        .stop = &g_stop,
+	};
+	struct cometd_token_provider tp = {.get = token_get, .ctx = b};
+	struct cometd_handler h = {.replay_from = replay_from, .on_batch = on_batch, .ctx = b};
+	if (!(b->cometd = cometd_new(&cc, &tp, &h, err, sizeof err))) {
+		log_error("cometd error=%s", err);
+		return 78;
+	}
+	log_info("bridge running url=%s channels=%s", url, g_channels);
+	for (;;) {
+		enum cometd_outcome o = cometd_run(b->cometd, err, sizeof err);
+		if (o == COMETD_STOPPED) {
+			rc = 0;
+			break;
+		}
+		if (o == COMETD_REPLAY_INVALID && replay_invalid(b, err) == 0)
+			continue;
+		log_error("bridge stopping outcome=%s reason=%s",
+		          o == COMETD_FATAL ? "fatal" : "replay_invalid", err);
+		rc = 1;
+		break;
+	}
+	log_info("bridge stopped");
+	return rc;
+}
+
+static void shutdown_bridge(struct bridge *b)
+{
+	cometd_free(&b->cometd); /* disconnect: stop fetching first */
+	kafka_producer_destroy(&b->producer);
+	publish_free(&b->pub);
+	admin_free(&b->admin);
+	sf_rest_free(&b->rest);
+	sf_token_free(&b->tokens);
+	sf_auth_free(&b->auth);
+	fanout_free(&b->fanout);
+	for (size_t i = 0; i < b->nchannels; i++)
+		free(b->channels[i]);
+	memset(b->token_used, 0, sizeof b->token_used);
+}
+
+int main(int argc, char **argv)
+{
+	struct bridge b;
+	enum log_level lvl;
+
+	log_init("sfk-bridge");
+	struct config *cfg = config_new("sfk-bridge", table, sizeof table / sizeof table[0]);
+	int rc = config_load(cfg, argc, argv);
+	if (rc != CONFIG_RUN) {
+		config_free(&cfg);
+		return rc;
+	}
+	if (log_level_parse(g_log_level, &lvl) == 0)
+		log_set_level(lvl);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Before any thread exists (libmicrohttpd, librdkafka). */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	memset(&b, 0, sizeof b);
+	split_channels(&b, g_channels, strcmp(g_start, "earliest") == 0 ? -2 : -1);
+	rc = run(&b);
+	shutdown_bridge(&b);
+	config_free(&cfg);
+	curl_global_cleanup();
+	return rc;
+}
