@@ -9,9 +9,13 @@ set -euo pipefail
 STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sfk-sim-faults.XXXXXX")
 export STATE_DIR SFK_BIN_DIR
 cleanup() {
-	local p
-	p=$(cat "$STATE_DIR/pids/sim.pid" 2>/dev/null) && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	local rc=$? p
+	# The sim is not our child (started inside $(...)): poll until it is gone.
+	if p=$(cat "$STATE_DIR/pids/sim.pid" 2>/dev/null) && kill "$p" 2>/dev/null; then
+		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	fi
 	rm -rf "$STATE_DIR"
+	exit "$rc"
 }
 trap cleanup EXIT
 
