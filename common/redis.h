@@ -5,6 +5,8 @@
  * every call by connect/command timeouts and every reply by a size cap, runs
  * Lua scripts by SHA1 (EVALSHA, falling back to EVAL on NOSCRIPT) and
  * pipelines N commands in one round trip. Not thread-safe: one per thread.
+ * A connection is dropped on its first I/O error, so it never writes twice
+ * to a reset socket (SIGPIPE); daemons still ignore SIGPIPE as usual.
  * Sets the gauge sfk_redis_up (1 after a successful connect, 0 after a
  * connection failure; metrics.h).
  */
