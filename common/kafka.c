@@ -312,7 +312,10 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	struct kafka_producer *p = opaque;
 	(void)rk;
-	if (!m->err)
+	/* Purges are our own doing (abort_transaction), not failed deliveries:
+	 * counting them would taint the next transaction's flush. */
+	if (!m->err || m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+	    m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
 		return;
 	p->dr_failed++;
 	if (p->dr_err) /* never lose the first error */
@@ -547,6 +550,9 @@ enum sfk_err kafka_producer_txn_begin(struct kafka_producer *p, char *errstr, si
 		return rc;
 	if (txn_classify(p, rd_kafka_begin_transaction(p->rk), "begin_transaction", &rc, errstr,
 	                 errsize) == TXN_OK) {
+		/* a failure of an earlier, aborted transaction is not this one's */
+		p->dr_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+		p->dr_failed = 0;
 		p->in_txn = 1;
 		return SFK_OK;
 	}
