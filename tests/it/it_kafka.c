@@ -186,12 +186,12 @@ static void roundtrip_group_resumes_after_commit(void **state)
 		rd_kafka_headers_t *hdrs;
 		int k;
 		enum sfk_err rc = kafka_consumer_poll(c, 500, &m, err, sizeof err);
-		if (rc == SFK_ERR_KAFKA)
-			continue; /* transient (e.g. group coordinator loading) */
-		assert_int_equal(rc, SFK_OK);
 		if (now_s() > end)
 			fail_msg("consumer A got %d of %d records in %d s", got_a, NRECORDS / 2,
 			         DEADLINE_S);
+		if (rc == SFK_ERR_KAFKA)
+			continue; /* transient (e.g. group coordinator loading) */
+		assert_int_equal(rc, SFK_OK);
 		if (!m)
 			continue;
 		k = key_index(m);
@@ -235,12 +235,12 @@ static void roundtrip_group_resumes_after_commit(void **state)
 	for (end = now_s() + DEADLINE_S; got_b < NRECORDS - got_a;) {
 		int k;
 		enum sfk_err rc = kafka_consumer_poll(c, 500, &m, err, sizeof err);
-		if (rc == SFK_ERR_KAFKA)
-			continue;
-		assert_int_equal(rc, SFK_OK);
 		if (now_s() > end)
 			fail_msg("consumer B got %d of %d records in %d s", got_b, NRECORDS - got_a,
 			         DEADLINE_S);
+		if (rc == SFK_ERR_KAFKA)
+			continue;
+		assert_int_equal(rc, SFK_OK);
 		if (!m)
 			continue;
 		k = key_index(m);
@@ -275,12 +275,12 @@ static void read_committed_expect(const char *topic, const char *tag, int want)
 	assert_int_equal(kafka_consumer_subscribe(c, topics, 1, err, sizeof err), SFK_OK);
 	for (double end = now_s() + DEADLINE_S; got < want;) {
 		enum sfk_err rc = kafka_consumer_poll(c, 500, &m, err, sizeof err);
-		if (rc == SFK_ERR_KAFKA)
-			continue;
-		assert_int_equal(rc, SFK_OK);
 		if (now_s() > end)
 			fail_msg("read_committed consumer got %d of %d committed records", got,
 			         want);
+		if (rc == SFK_ERR_KAFKA)
+			continue;
+		assert_int_equal(rc, SFK_OK);
 		if (!m)
 			continue;
 		if (m->len >= 8 && memcmp(m->payload, "aborted-", 8) == 0)
