@@ -2,39 +2,43 @@
  * rkeys.h - every Redis key the project uses, in one place.
  *
  * Redis keys (DESIGN.md §4). All keys start with "sfk:"; a module that adds a
- * key adds its line here first. No key is ever written without a TTL except
- * the round-robin pointers (bounded in number by the policy).
+ * key adds it here first. Every key expires, except the round-robin pointers
+ * and the bridge fencing counter (few, bounded by the policy / one per org).
  *
- * key                                      value                              TTL
- * ---------------------------------------- ---------------------------------- -------------------
- * sfk:tok:<hash>                           JSON {"access_token","instance_url",  token lifetime
- *   <hash> = hex SHA-256 of                 "issued_at"} - the cached OAuth     (session timeout,
- *   login URL + client id + username        token shared by all processes       minus a margin)
- * sfk:tok:<hash>:lock                      owner token (random hex); single-   short (seconds):
- *                                           flight refresh lock, SET NX PX      PX lease
- *   (token cache, common/sf_auth*: it owns the exact format; a 401 deletes the
- *    token only if it is still the one that failed: compare-and-delete, Lua)
- * sfk:idem:<workload>:<epoch>:<event id>   owner token (claimed: 32 hex chars)  claim: lease_ms
- *                                           or the literal "done"              (default 30 s);
- *                                                                              done: >= topic
- *                                                                              retention (7 d)
- *   (common/idem.h; <epoch> is a decimal integer an operator bumps to re-apply
- *    history deliberately; <event id> = entity + record id + replay id [+ idx])
- * sfk:rr:<policy version>:<pool>           integer pointer (INCR) / per-owner  pointer: none;
- *                                           daily cap counters                 caps: until end of
- *                                           (sfk:rr:<ver>:<pool>:cap:<YYYY-MM-DD>:<owner>) day +
- * margin (routing; same input + policy + pointer state = same owner) sfk:ttfr:<lead id> earliest
- * first response seen:       >= topic retention
- *                                           "<epoch ms>|<source>|<user id>",
- *                                           replaced only by an earlier one (Lua)
- *   (lead.first_touch_detect; <lead id> is the 18-char id, see sfid_to18)
- * sfk:lease:bridge                         "<fencing token>:<owner token>"     lease (seconds),
- *                                           fencing token from INCR of          renewed by the
- *                                           sfk:lease:bridge:fence (no TTL)     active bridge
- *   (bridge leadership: one active, hot standby)
+ * sfk:tok:<hash>  - the OAuth access token shared by all processes
+ *     <hash>  first 16 bytes (32 hex) of SHA-256("<login URL>\n<client id>\n<username>")
+ *     value   "<access token>\n<instance URL>"
+ *     TTL     SF_TOKEN_TTL (default 30 min)
+ *     owner   common/sf_token.c (SF_TOKEN_KEY_PREFIX). A 401 deletes the token only if it
+ *             still is the one that failed (compare-and-delete, Lua).
+ * sfk:tok:<hash>:lock  - single-flight mint lock (SET NX PX)
+ *     value   random owner token; released by compare-and-delete (Lua)
+ *     TTL     lock_ms (default 10 s)
  *
- * Formats marked by another module's name are that module's contract; keep
- * this table in step when it changes.
+ * sfk:idem:<workload>:<epoch>:<event id>  - idempotency claim, then "done"
+ *     value   owner token (32 hex chars) while claimed; the literal "done" after completion
+ *     TTL     claim: lease_ms (default 30 s); done: >= the topic's retention (default 7 d)
+ *     owner   common/idem.h. <epoch> is a decimal an operator bumps to re-apply history
+ *             deliberately; <event id> = entity + record id + replay id [+ index].
+ *
+ * sfk:rr:<policy version>:<pool>  - weighted round-robin pointer (proposed)
+ *     value   integer, advanced with INCR; no TTL (one per pool and policy version)
+ * sfk:rr:<policy version>:<pool>:cap:<YYYY-MM-DD>:<owner id>  - daily cap counter (proposed)
+ *     value   integer (INCR); TTL: until the end of that day plus a margin
+ *     owner   the lead.route workload: same input + policy + pointer state = same owner.
+ *
+ * sfk:ttfr:<lead id>  - earliest first response seen for a Lead (proposed)
+ *     value   "<epoch ms>|<source>|<user id>", replaced only by an earlier one (Lua compare)
+ *     TTL     >= the topic's retention
+ *     owner   the lead.first_touch_detect workload; <lead id> is the 18-char id (sfid_to18).
+ *
+ * sfk:lease:bridge  - bridge leadership lease (one active bridge, hot standby) (proposed)
+ *     value   "<fencing token>:<owner token>", renewed by the active bridge
+ *     TTL     the lease, a few seconds
+ * sfk:lease:bridge:fence  - fencing token counter (INCR on every new lease); no TTL
+ *
+ * "(proposed)": no code writes the key yet; its owner settles the format and
+ * updates this entry.
  */
 #ifndef SFK_RKEYS_H
 #define SFK_RKEYS_H
