@@ -67,6 +67,9 @@ stack_wait 30 "errors while down" at_least '^error ' 5 || die "worker did not re
 kill -0 "$worker_pid" 2>/dev/null || die "worker died while Redis was down"
 grep -m1 '^error ' "$out"
 at_least '^error up=0 ' 1 || die "sfk_redis_up did not drop to 0 while Redis was down"
+# Between failed reconnects the client waits out a backoff (fails fast, no storm).
+stack_wait 30 "backoff" at_least '^error .*reconnect backoff' 1 ||
+	die "no reconnect backoff while Redis was down"
 
 start_redis
 echo "redis restarted on the same port"
