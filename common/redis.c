@@ -83,6 +83,42 @@ static int copyn(char *dst, size_t cap, const char *s, size_t n)
 	return 0;
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* copyn with URL %XX decoding (user names and passwords are often encoded);
+ * -1 if it does not fit, an escape is malformed or decodes to NUL. */
+static int unescape(char *dst, size_t cap, const char *s, size_t n)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '%') {
+			if (i + 2 >= n)
+				return -1;
+			int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+			if (hi < 0 || lo < 0 || (hi | lo) == 0)
+				return -1;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (o + 1 >= cap)
+			return -1;
+		dst[o++] = c;
+	}
+	dst[o] = '\0';
+	return 0;
+}
+
 /* Parse a decimal in [lo, hi] spanning exactly [s, s+n). */
 static int parse_int(const char *s, size_t n, long lo, long hi, int *out)
 {
@@ -138,12 +174,13 @@ enum sfk_err redis_url_parse(const char *url, struct redis_url *out, char *errst
 	p = url + sizeof(scheme) - 1;
 	end = url + len;
 
-	/* userinfo: the LAST '@' before the path ends it (passwords may hold '@'). */
-	slash = memchr(p, '/', (size_t)(end - p));
+	/* userinfo: the LAST '@' ends it (host, port and db never hold one, so a
+	 * raw '@' or '/' in a password still parses). */
 	at = NULL;
-	for (const char *q = p; q < (slash ? slash : end); q++)
+	for (const char *q = p; q < end; q++)
 		if (*q == '@')
 			at = q;
+	slash = memchr(at ? at + 1 : p, '/', (size_t)(end - (at ? at + 1 : p)));
 	if (at) {
 		const char *c = memchr(p, ':', (size_t)(at - p));
 		if (!c) {
@@ -151,13 +188,17 @@ enum sfk_err redis_url_parse(const char *url, struct redis_url *out, char *errst
 			 * Treat the lone field as a password, like redis-cli does. */
 			c = p - 1;
 		}
-		if (c >= p && copyn(out->user, sizeof(out->user), p, (size_t)(c - p)) < 0) {
-			seterr(errstr, errlen, "REDIS_URL: user name is longer than %d bytes",
+		if (c >= p && unescape(out->user, sizeof(out->user), p, (size_t)(c - p)) < 0) {
+			seterr(errstr, errlen,
+			       "REDIS_URL: user name is longer than %d bytes or has a bad "
+			       "%%-escape",
 			       REDIS_USER_MAX - 1);
 			return SFK_ERR_CONFIG;
 		}
-		if (copyn(out->password, sizeof(out->password), c + 1, (size_t)(at - c - 1)) < 0) {
-			seterr(errstr, errlen, "REDIS_URL: password is longer than %d bytes",
+		if (unescape(out->password, sizeof(out->password), c + 1, (size_t)(at - c - 1)) <
+		    0) {
+			seterr(errstr, errlen,
+			       "REDIS_URL: password is longer than %d bytes or has a bad %%-escape",
 			       REDIS_PASSWORD_MAX - 1);
 			return SFK_ERR_CONFIG;
 		}

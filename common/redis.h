@@ -38,6 +38,7 @@ struct redis_url {
 
 /*
  * Parse "redis://[[user]:password@]host[:port][/db]" (host may be [ipv6]).
+ * user and password may be %XX-encoded; the last '@' ends them.
  * Any other scheme (rediss://, unix://, http://...) is rejected with a message
  * naming the problem. Error messages never contain the password.
  * Returns SFK_OK or SFK_ERR_CONFIG (detail in errstr).

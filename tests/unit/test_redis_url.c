@@ -77,6 +77,20 @@ static void password_forms(void **state)
 	assert_int_equal(u.port, 6380);
 	assert_int_equal(u.db, 3);
 
+	/* Percent-encoded, as secret generators write them; and raw '/' / '@'. */
+	u = parse_ok("redis://sfk%40ops:p%2Fw%3Ad%25@redis:6379/1");
+	assert_string_equal(u.user, "sfk@ops");
+	assert_string_equal(u.password, "p/w:d%");
+	assert_int_equal(u.db, 1);
+	u = parse_ok("redis://:a/b@c@redis:6379/2");
+	assert_string_equal(u.password, "a/b@c");
+	assert_string_equal(u.host, "redis");
+	assert_int_equal(u.db, 2);
+	const char *e = parse_bad("redis://:hunter22pw%zz@redis:6379/0", "hunter22pw");
+	assert_non_null(strstr(e, "escape"));
+	parse_bad("redis://:hunter22pw%4@redis:6379/0", "hunter22pw");
+	parse_bad("redis://:hunter22pw%00@redis:6379/0", "hunter22pw");
+
 	/* redis-cli style: a lone userinfo field is the password. */
 	u = parse_ok("redis://justapassword@redis:6379/0");
 	assert_string_equal(u.user, "");
