@@ -73,9 +73,9 @@ until [ "$(sim "$SF_SIM_URL/sim/traffic/status" | jq -r .created)" = $N ]; do
 	[ $SECONDS -lt $deadline ] || fail "leads not created in 30 s"
 	sleep 0.2
 done
-# Responses are minutes away in sim time (second ones up to 2 x delay_max_ms
-# + 1 s): jump the clock past all of them.
-sim -X POST -H 'Content-Type: application/json' -d '{"advance_ms":1300000}' \
+# Responses are minutes away in sim time (a Task left open closes up to
+# 3 x delay_max_ms + 2 s after the lead): jump the clock past all of them.
+sim -X POST -H 'Content-Type: application/json' -d '{"advance_ms":2000000}' \
 	"$SF_SIM_URL/sim/clock" >/dev/null
 deadline=$((SECONDS + 30))
 until [ "$(sim "$SF_SIM_URL/sim/traffic/status" | jq -r .done)" = true ]; do
@@ -101,9 +101,14 @@ jq -e '[.leads[] | select(.responses | length > 0) |
 unanswered=$(jq '[.leads[] | select(.responses | length == 0) | select(.first_response_at == null)] | length' <<<"$truth")
 [ "$unanswered" -gt 0 ] || fail "expected some never-answered leads"
 ooo=$(jq '[.leads[] | select(.responses | length == 2) |
-	select(.responses[1].at_ms < .responses[0].at_ms)] | length' <<<"$truth")
+	select(.responses[1].created_ms >= .responses[0].created_ms and
+	       .responses[1].at_ms < .responses[0].at_ms)] | length' <<<"$truth")
 [ "$ooo" -gt 0 ] || fail "expected an out-of-order pair (later-created, earlier time)"
-pass "truth: first response = minimum, $unanswered unanswered, $ooo out-of-order pairs"
+late=$(jq '[.leads[].responses[] | select(.closed_by != null and .state == "done")] | length' <<<"$truth")
+[ "$late" -gt 0 ] || fail "expected call Tasks left open and completed later"
+[ "$(jq '[.leads[].responses[] | select(.state != "done")] | length' <<<"$truth")" = 0 ] ||
+	fail "responses not all done: $(jq -c '[.leads[].responses[] | select(.state != "done")]' <<<"$truth")"
+pass "truth: first response = minimum, $unanswered unanswered, $ooo out-of-order pairs ($late closed late)"
 
 # Every response is in the org: Tasks on the lead, emails related through
 # EmailMessageRelation, Status '3', outbound.

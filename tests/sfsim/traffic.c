@@ -382,13 +382,23 @@ json_t *traffic_plan_lead(const struct traffic_profile *p, long index)
 		if (unit(&s) < p->second_ratio) {
 			long d2 = d1 + 1000 + later_delay(p, &s);
 			int ooo = unit(&s) < p->out_of_order_ratio;
-			/* Out of order: created later, but an email logged late whose
-			 * MessageDate lies before the first response. */
+			int backdated = ooo && unit(&s) < 0.5;
+			/* Out of order, created later but with the earlier time:
+			 * either an email logged late whose MessageDate lies
+			 * before the first response, or the first one is a call
+			 * Task left open and completed only after the second. */
+			if (ooo && !backdated) {
+				json_t *r0 = json_array_get(resp, 0);
+				json_object_set_new(r0, "kind", json_string("call"));
+				json_object_set_new(
+				        r0, "close_after_ms",
+				        json_integer(d2 - d1 + 1000 + later_delay(p, &s)));
+			}
 			json_array_append_new(
 			        resp, json_pack("{s:s,s:I,s:I,s:I}", "kind",
-			                        ooo ? "email_message" : response_kind(p, &s),
+			                        backdated ? "email_message" : response_kind(p, &s),
 			                        "delay_ms", (json_int_t)d2, "backdate_ms",
-			                        (json_int_t)(ooo ? d1 / 2 : 0), "rep",
+			                        (json_int_t)(backdated ? d1 / 2 : 0), "rep",
 			                        (json_int_t)pick(&s, MAX_REPS)));
 		}
 	}
@@ -404,6 +414,7 @@ struct action {
 	int64_t due;
 	long lead;
 	int resp;
+	int close; /* complete the open Task of this response */
 };
 
 struct lead_state {
@@ -584,24 +595,29 @@ static void create_lead(struct traffic *t, long i)
 	json_array_foreach(json_object_get(ls->plan, "responses"), k, r)
 	{
 		struct action a = {now + json_integer_value(json_object_get(r, "delay_ms")), i,
-		                   (int)k};
+		                   (int)k, 0};
 		heap_push(t, a);
 	}
 	pthread_mutex_unlock(&t->mu);
 }
 
-/* Make one planned response; record its truth. */
+/* Make one planned response (or complete its open Task); record its truth
+ * in the lead's responses[a.resp]. */
 static void respond(struct traffic *t, struct action a)
 {
 	struct sim *sim = t->sim;
 	struct sim_error err = {0};
-	char tid[SIM_ID_BUF] = "", eid[SIM_ID_BUF] = "", when[40];
-	int rc = -1;
+	char tid[SIM_ID_BUF] = "", eid[SIM_ID_BUF] = "", when[40], open_task[SIM_ID_BUF] = "";
+	int rc = -1, opened = 0;
+	int64_t at = -1, rec_created = -1;
 
 	pthread_mutex_lock(&t->mu);
 	struct lead_state *ls = &t->leads[a.lead];
 	json_t *plan = json_deep_copy(
 	        json_array_get(json_object_get(ls->plan, "responses"), (size_t)a.resp));
+	json_t *entry = json_array_get(json_object_get(ls->truth, "responses"), (size_t)a.resp);
+	const char *otid = json_string_value(json_object_get(entry, "task_id"));
+	snprintf(open_task, sizeof(open_task), "%s", otid ? otid : "");
 	char lead_id[SIM_ID_BUF];
 	snprintf(lead_id, sizeof(lead_id), "%s", ls->id);
 	json_t *fields = json_object_get(ls->plan, "fields");
@@ -619,6 +635,7 @@ static void respond(struct traffic *t, struct action a)
 
 	const char *kind = json_string_value(json_object_get(plan, "kind"));
 	json_int_t backdate = json_integer_value(json_object_get(plan, "backdate_ms"));
+	json_int_t close_after = json_integer_value(json_object_get(plan, "close_after_ms"));
 
 	/* Who answers: the lead's owner when a user owns it, else (still in
 	 * the queue: not routed yet) whichever rep picks it up. */
@@ -629,23 +646,33 @@ static void respond(struct traffic *t, struct action a)
 	snprintf(user, sizeof(user), "%s", routed ? owner : fallback);
 	json_decref(lead);
 
-	json_t *truth =
-	        json_pack("{s:s,s:s,s:b}", "kind", kind, "user", user, "before_routing", !routed);
-	int64_t at = -1;
-	if (strcmp(kind, "call") == 0 || strcmp(kind, "email_task") == 0) {
+	json_t *truth = json_object();
+	if (a.close) {
+		/* The rep completes the call Task opened earlier. */
+		json_t *f = json_pack("{s:s}", "Status", "Completed");
+		rc = org_update(sim, "Task", open_task, f, "", user, &err);
+		json_decref(f);
+		json_t *task = rc == 0 ? org_get(sim, "Task", open_task, &err) : NULL;
+		at = task ? field_ms(task, "CompletedDateTime") : -1;
+		json_decref(task);
+		json_object_set_new(truth, "closed_by", json_string(user));
+	} else if (strcmp(kind, "call") == 0 || strcmp(kind, "email_task") == 0) {
 		int call = strcmp(kind, "call") == 0;
+		opened = close_after > 0;
 		iso(sim_now_ms(sim), when);
 		json_t *f = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s#}", "Subject",
 		                      call ? "Call" : subject, "WhoId", lead_id, "OwnerId", user,
-		                      "Status", "Completed", "TaskSubtype", call ? "Call" : "Email",
-		                      "Type", call ? "Call" : "Email", "ActivityDate", when, 10);
+		                      "Status", opened ? "Not Started" : "Completed", "TaskSubtype",
+		                      call ? "Call" : "Email", "Type", call ? "Call" : "Email",
+		                      "ActivityDate", when, 10);
 		if (call)
 			json_object_set_new(f, "CallDurationInSeconds",
 			                    json_integer(30 + (a.lead * 37) % 900));
 		rc = org_create(sim, "Task", f, "", user, tid, &err);
 		json_decref(f);
 		json_t *task = rc == 0 ? org_get(sim, "Task", tid, &err) : NULL;
-		at = task ? field_ms(task, "CompletedDateTime") : -1;
+		at = task && !opened ? field_ms(task, "CompletedDateTime") : -1;
+		rec_created = task ? field_ms(task, "CreatedDate") : -1;
 		json_decref(task);
 		if (rc == 0)
 			json_object_set_new(truth, "task_id", json_string(tid));
@@ -673,6 +700,7 @@ static void respond(struct traffic *t, struct action a)
 		}
 		json_t *stored = rc == 0 ? org_lookup_locked(sim, eid) : NULL;
 		int64_t msg_ms = stored ? field_ms(stored, "MessageDate") : -1;
+		rec_created = stored ? field_ms(stored, "CreatedDate") : -1;
 		const char *act =
 		        stored ? json_string_value(json_object_get(stored, "ActivityId")) : NULL;
 		json_t *task = act ? org_lookup_locked(sim, act) : NULL;
@@ -688,19 +716,35 @@ static void respond(struct traffic *t, struct action a)
 			json_object_set_new(truth, "email_message_id", json_string(eid));
 		json_object_set_new(truth, "backdated", json_boolean(backdate != 0));
 	}
+	if (!a.close) {
+		json_object_set_new(truth, "user", json_string(user));
+		json_object_set_new(truth, "before_routing", json_boolean(!routed));
+		if (rec_created >= 0)
+			json_object_set_new(truth, "created_ms", json_integer(rec_created));
+	}
 
 	pthread_mutex_lock(&t->mu);
-	t->responses_done++;
-	if (rc != 0 || at < 0) {
+	json_object_update(entry, truth);
+	if (rc == 0 && opened) {
+		/* Not a response yet: an open Task, completed later. */
+		json_object_set_new(entry, "state", json_string("open"));
+		/* Due on the plan's schedule, so one clock jump covers it too. */
+		struct action c = {a.due + close_after, a.lead, a.resp, 1};
+		heap_push(t, c);
+	} else if (rc != 0 || at < 0) {
+		t->responses_done++;
 		t->errors++;
-		json_object_set_new(truth, "error",
+		json_object_set_new(entry, "state", json_string("failed"));
+		json_object_set_new(entry, "error",
 		                    json_string(err.code[0] ? err.code : "UNKNOWN"));
 		log_warn("traffic: response failed lead=%s kind=%s code=%s msg=%s", lead_id, kind,
 		         err.code, err.message);
 	} else {
+		t->responses_done++;
 		iso(at, when);
-		json_object_set_new(truth, "at", json_string(when));
-		json_object_set_new(truth, "at_ms", json_integer(at));
+		json_object_set_new(entry, "state", json_string("done"));
+		json_object_set_new(entry, "at", json_string(when));
+		json_object_set_new(entry, "at_ms", json_integer(at));
 		if (ls->first_ms < 0 || at < ls->first_ms) {
 			ls->first_ms = at;
 			json_object_set_new(ls->truth, "first_response_at", json_string(when));
@@ -708,13 +752,16 @@ static void respond(struct traffic *t, struct action a)
 			json_object_set_new(
 			        ls->truth, "first_response_source",
 			        json_string(strcmp(kind, "call") == 0 ? "Call" : "Email"));
-			json_object_set_new(ls->truth, "first_response_user", json_string(user));
+			json_object_set_new(ls->truth, "first_response_user",
+			                    json_object_get(entry, "user")
+			                            ? json_deep_copy(json_object_get(entry, "user"))
+			                            : json_string(user));
 			json_object_set_new(ls->truth, "ttfr_minutes",
 			                    json_real((double)(at - ls->created_ms) / 60000.0));
 		}
 	}
-	json_array_append_new(json_object_get(ls->truth, "responses"), truth);
 	pthread_mutex_unlock(&t->mu);
+	json_decref(truth);
 	json_decref(plan);
 }
 
@@ -826,6 +873,16 @@ int traffic_start(struct sim *sim, const struct traffic_profile *p, char *err, s
 		                      json_object_get(ls->plan, "intent"), "api",
 		                      json_object_get(ls->plan, "api"), "first_response_at",
 		                      "first_response_source", "first_response_user", "responses");
+		/* One truth entry per planned response, in plan order. */
+		size_t k;
+		json_t *pr;
+		json_array_foreach(json_object_get(ls->plan, "responses"), k, pr)
+		{
+			json_array_append_new(json_object_get(ls->truth, "responses"),
+			                      json_pack("{s:O,s:s}", "kind",
+			                                json_object_get(pr, "kind"), "state",
+			                                "planned"));
+		}
 		t->responses_planned +=
 		        (long)json_array_size(json_object_get(ls->plan, "responses"));
 	}
