@@ -51,7 +51,11 @@ int traffic_profile_parse(json_t *j, struct traffic_profile *p, char *err, size_
  * deterministic in (seed, index). Returns a new object
  * {"fields":{Lead fields to create}, "region", "country_code", "segment",
  *  "intent", "api": bool, "responses":[{"kind":"call"|"email_task"|
- *  "email_message", "delay_ms":N, "backdate_ms":N (email only, 0 = none)}]}.
+ *  "email_message", "delay_ms":N (after the lead), "backdate_ms":N (email:
+ *  MessageDate = lead + N, 0 = now), "close_after_ms":N (call created open,
+ *  completed N ms after its creation; absent = completed at once), "rep":N}]}.
+ * Out-of-order pairs: the second response is created later but its time
+ * (MessageDate / CompletedDateTime) is earlier than the first's.
  */
 json_t *traffic_plan_lead(const struct traffic_profile *p, long index);
 
@@ -66,7 +70,17 @@ int traffic_start_file(struct sim *sim, const char *path);
 /* {"running","done","planned","created","responses_planned","responses_done",
  *  "errors","seed"}; new reference. */
 json_t *traffic_status(struct sim *sim);
-/* {"leads":[{lead truth}...]}; new reference. */
+/*
+ * {"leads":[{"index", "lead_id", "created_at", "created_ms", "region",
+ *   "country_code", "segment", "intent", "api", "owner_at_create",
+ *   "first_response_at"|null, "first_response_ms", "first_response_source"
+ *   ("Call"|"Email"|null), "first_response_user", "ttfr_minutes",
+ *   "responses":[{"kind", "state" (planned|open|done|failed), "user",
+ *   "before_routing" (the lead still had no User owner), "task_id",
+ *   "email_message_id", "backdated", "closed_by", "created_ms", "at",
+ *   "at_ms"}]}]} for the leads created so far; times as the org stores them
+ * (whole seconds). New reference.
+ */
 json_t *traffic_truth(struct sim *sim);
 
 /*
