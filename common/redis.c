@@ -406,8 +406,8 @@ static int roundtrip(struct redis *r, char **cmds, const size_t *lens, size_t n,
 	redisContext *c = r->c;
 	int done = 0, e;
 	size_t got = 0;
-	/* SO_RCVTIMEO bounds each read; this bounds their sum, so a server that
-	 * drips bytes cannot hold us past the command timeout either. */
+	/* SO_RCVTIMEO/SO_SNDTIMEO bound each read and write; this bounds their
+	 * sum, so a server that drips bytes cannot hold us past the timeout. */
 	int64_t deadline = now_ms() + r->o.command_timeout_ms;
 
 	r->guard_tripped = 0;
@@ -418,6 +418,10 @@ static int roundtrip(struct redis *r, char **cmds, const size_t *lens, size_t n,
 		errno = 0;
 		if (redisBufferWrite(c, &done) != REDIS_OK)
 			goto fail;
+		if (!done && now_ms() > deadline) {
+			errno = EAGAIN; /* a server that does not read */
+			goto fail;
+		}
 	}
 	while (got < n) {
 		void *rep = NULL;
