@@ -72,7 +72,8 @@ wait_for() {
 # wait_count FILE REGEX N SECONDS: poll until N lines match.
 wait_count() {
 	local deadline=$((SECONDS + $4))
-	until [ "$(grep -Ec -- "$2" "$1" 2>/dev/null)" -ge "$3" ]; do
+	local n
+	while n=$(grep -Ec -- "$2" "$1" 2>/dev/null); [ "${n:-0}" -lt "$3" ]; do
 		[ $SECONDS -lt $deadline ] || return 1
 		sleep 0.1
 	done
