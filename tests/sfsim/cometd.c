@@ -781,6 +781,14 @@ static void handler(struct sim *sim, const struct sim_req *req, struct sim_resp 
 		sim_resp_header(resp, "Set-Cookie", out.set_cookie);
 }
 
+/* GET /sim/stats "events": the bus's counters plus the CometD server's. */
+static json_t *stream_stats(struct sim *sim, void *ctx)
+{
+	json_t *o = cdc_stats(sim->cdc);
+	json_object_set_new(o, "cometd", cometd_stats(ctx));
+	return o;
+}
+
 static void forget_clients(struct sim *sim, void *ctx)
 {
 	(void)sim;
@@ -811,6 +819,8 @@ int cometd_module_init(struct sim *sim)
 	sim->cometd = cometd_new(&cfg, sim->cdc);
 	sim->forget_clients = forget_clients;
 	sim->forget_clients_ctx = sim->cometd;
+	sim->stream_stats = stream_stats;
+	sim->stream_stats_ctx = sim->cometd;
 	if (sim_route(sim, "POST", "/cometd/*", 0, COMETD_BODY_MAX, handler, sim->cometd) != 0)
 		return -1;
 	log_info("cometd ready timeout_ms=%ld client_timeout_ms=%ld", cfg.connect_timeout_ms,
@@ -822,5 +832,7 @@ void cometd_module_fini(struct sim *sim)
 {
 	if (sim->forget_clients == forget_clients)
 		sim->forget_clients = NULL;
+	if (sim->stream_stats == stream_stats)
+		sim->stream_stats = NULL;
 	cometd_free(&sim->cometd);
 }

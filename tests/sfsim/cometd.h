@@ -84,8 +84,9 @@ json_t *cometd_stats(struct cometd *s);
  * sim module: reads --opt cometd.timeout_ms, cometd.client_timeout_ms,
  * cometd.max_batch_events, cometd.max_batch_bytes, cometd.max_clients,
  * cometd.linger_ms;
- * registers POST /cometd/<ver> (own auth errors, 32 KB body cap) and
- * sim->forget_clients. Needs cdc_module_init first. 0 or -1.
+ * registers POST /cometd/<ver> (own auth errors, 32 KB body cap),
+ * sim->forget_clients and sim->stream_stats (cdc_stats() plus "cometd":
+ * cometd_stats()). Needs cdc_module_init first. 0 or -1.
  */
 int cometd_module_init(struct sim *sim);
 void cometd_module_fini(struct sim *sim);
