@@ -17,13 +17,15 @@ stack_start_redis() {
 	command -v redis-server >/dev/null || { stack_log "redis: redis-server not installed"; return 1; }
 	command -v redis-cli >/dev/null || { stack_log "redis: redis-cli not installed"; return 1; }
 	mkdir -p "$dir"
+	# The server's own output goes to files, never to up's stdout/stderr: a
+	# caller's $(tests/stack/up) must not wait for redis-server to exit.
 	# stack_free_port is racy (another process may bind the port before us):
 	# if the server dies at start-up, try once more on a new port.
 	for try in 1 2; do
 		port=$(stack_free_port) || return 1
 		redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" \
 			--save '' --appendonly no --daemonize no \
-			--protected-mode yes --logfile "$dir/redis.log" </dev/null >&2 2>&1 &
+			--protected-mode yes --logfile "$dir/redis.log" </dev/null >>"$dir/stdout.log" 2>&1 &
 		pid=$!
 		stack_record redis "$pid"
 		# Up = answers PONG; gone = died (port taken, bad config).
