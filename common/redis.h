@@ -5,10 +5,6 @@
  * every call by connect/command timeouts and every reply by a size cap, runs
  * Lua scripts by SHA1 (EVALSHA, falling back to EVAL on NOSCRIPT) and
  * pipelines N commands in one round trip. Not thread-safe: one per thread.
- * A connection is dropped on its first I/O error, so it never writes twice
- * to a reset socket (SIGPIPE); daemons still ignore SIGPIPE as usual.
- * Sets the gauge sfk_redis_up (1 after a successful connect, 0 after a
- * connection failure; metrics.h).
  */
 #ifndef SFK_REDIS_H
 #define SFK_REDIS_H
@@ -62,6 +58,10 @@ struct redis; /* connection + its URL, options, last error, backoff state */
  * redis_free) or NULL with the reason in errstr (never the password).
  * o may be NULL (all defaults). The first connect is not retried: a caller at
  * start-up decides whether to wait for Redis.
+ * Every connection sets the gauge sfk_redis_up (metrics.h): 1 after a
+ * successful connect, 0 after a connection failure. A connection is dropped
+ * on its first I/O error, so it never writes twice to a reset socket
+ * (SIGPIPE); daemons still ignore SIGPIPE as usual.
  */
 struct redis *redis_connect_url(const char *url, const struct redis_opts *o, char *errstr,
                                 size_t errlen);
@@ -73,8 +73,10 @@ struct redis *redis_connect_env(const struct redis_opts *o, char *errstr, size_t
 void redis_free(struct redis *r);
 
 /* Flags for the calls below. */
-#define REDIS_RETRY   0 /* default: on a connection error, reconnect and retry ONCE */
-#define REDIS_NORETRY 1 /* the command is not idempotent (INCR...): never resend it */
+#define REDIS_RETRY 0 /* default: on a connection error, reconnect and retry ONCE */
+/* The command is not idempotent (INCR...): never resend it once it may have
+ * reached Redis. (A connection found dead before sending is still replaced.) */
+#define REDIS_NORETRY 1
 
 /*
  * Run one command. Returns a new reply (caller frees with freeReplyObject) or
