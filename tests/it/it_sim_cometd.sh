@@ -38,7 +38,8 @@ pass() { echo "ok - $*"; }
 . "$src/tests/stack/lib/common.sh"
 # shellcheck source=../stack/lib/sim.sh
 . "$src/tests/stack/lib/sim.sh"
-SIM_EXTRA_ARGS="--opt cometd.timeout_ms=3000 --opt cometd.client_timeout_ms=20000"
+# A low overflow limit so that one sObject Collections call overflows.
+SIM_EXTRA_ARGS="--opt cometd.timeout_ms=3000 --opt cometd.client_timeout_ms=20000 --opt cdc.overflow_changes=8"
 eval "$(stack_start_sim)"
 
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
@@ -206,6 +207,26 @@ done
 	"com/salesforce/api/rest/$SF_API_VERSION;client=sfk-it" ] || fail "changeOrigin: $mev"
 [ "$(jq -r .data.payload.Status <<<"$mev")" = "Working - Contacted" ] || fail "merged body: $mev"
 pass "one collections call -> one merged UPDATE event with 3 recordIds"
+
+# --- a transaction over the overflow limit: GAP_OVERFLOW ---------------------------------------------
+recs=""
+for n in $(seq 1 10); do
+	recs+="{\"attributes\":{\"type\":\"Lead\"},\"LastName\":\"Ovf$n\",\"Company\":\"O\"},"
+done
+col=$(curl -sS --cacert "$SF_CA_FILE" -X POST "$SF_SIM_URL/services/data/v$SF_API_VERSION/composite/sobjects" \
+	-H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+	-d "{\"allOrNone\":true,\"records\":[${recs%,}]}")
+[ "$(jq '[.[] | select(.success)] | length' <<<"$col")" = 10 ] || fail "collections create: $col"
+types=""
+deadline=$((SECONDS + 20))
+while [[ $types != *GAP_OVERFLOW* ]] && [ $SECONDS -lt $deadline ]; do
+	r=$(connect "$cid")
+	types+=$(jq -r '.[] | select(.channel=="/data/LeadChangeEvent") |
+		.data.payload.ChangeEventHeader | "\(.changeType):\(.recordIds[0]) "' <<<"$r")
+done
+[ "$(grep -o 'CREATE:' <<<"$types" | grep -vc GAP)" = 8 ] || fail "want 8 CREATE events before the overflow: $types"
+[[ $types == *"GAP_OVERFLOW:000000000000000AAA"* ]] || fail "no GAP_OVERFLOW event: $types"
+pass "10 creates in one transaction, limit 8 -> 8 CREATE events + GAP_OVERFLOW"
 
 # --- forgotten clients ----------------------------------------------------------------------------
 sim -X POST -H 'Content-Type: application/json' -d '{"forget_cometd_clients":true}' \
