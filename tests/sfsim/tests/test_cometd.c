@@ -335,8 +335,7 @@ static void *publish_later(void *arg)
 static void test_long_poll_wakes(void **state)
 {
 	struct fx *f = *state;
-	g_timeout_ms = 5000;
-	teardown(state);
+	teardown(state); /* a fixture with a long hold */
 	g_timeout_ms = 5000;
 	setup(state);
 	f = *state;
@@ -438,6 +437,32 @@ static void test_client_timeout(void **state)
 	json_decref(a);
 }
 
+static void test_unsubscribe_disconnect(void **state)
+{
+	struct fx *f = *state;
+	do_handshake(f);
+	json_decref(subscribe(f, "/data/LeadChangeEvent", -1));
+	json_decref(connect_msg(f)); /* first: immediate */
+	json_t *a = post(f,
+	                 "[{\"channel\":\"/meta/unsubscribe\",\"clientId\":\"%s\","
+	                 "\"subscription\":\"/data/LeadChangeEvent\"}]",
+	                 f->client_id);
+	assert_true(json_is_true(json_object_get(json_array_get(a, 0), "successful")));
+	assert_string_equal(str(json_array_get(a, 0), "subscription"), "/data/LeadChangeEvent");
+	json_decref(a);
+	publish_leads(f, 2);
+	a = connect_msg(f); /* held for the timeout: nothing subscribed */
+	assert_int_equal(count_events(a, "/data/LeadChangeEvent"), 0);
+	assert_true(json_is_true(json_object_get(last(a), "successful")));
+	json_decref(a);
+	a = post(f, "[{\"channel\":\"/meta/disconnect\",\"clientId\":\"%s\"}]", f->client_id);
+	assert_true(json_is_true(json_object_get(json_array_get(a, 0), "successful")));
+	json_decref(a);
+	a = connect_msg(f);
+	assert_string_equal(str(json_array_get(a, 0), "error"), "403::Unknown client");
+	json_decref(a);
+}
+
 static void test_bad_requests(void **state)
 {
 	struct fx *f = *state;
@@ -465,6 +490,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_cookie_and_auth, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_forget_unknown_client, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_client_timeout, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_unsubscribe_disconnect, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
