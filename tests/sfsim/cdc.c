@@ -1066,7 +1066,8 @@ int cdc_module_init(struct sim *sim)
 	c->thread_running = 1;
 	sim->stream_stats = stream_stats;
 	sim->stream_stats_ctx = c;
-	if (sim_route(sim, "POST", "/sim/events/raw", SIM_ROUTE_CONTROL, 0, raw_handler, c) != 0 ||
+	if (sim_route(sim, "POST", "/sim/events/raw", SIM_ROUTE_CONTROL, CDC_RAW_BODY_MAX,
+	              raw_handler, c) != 0 ||
 	    sim_route(sim, "GET", "/sim/stats/events", SIM_ROUTE_CONTROL, 0, stats_handler, c) != 0)
 		return -1;
 	log_info("cdc ready entities=%s retention_s=%lld", ents ? ents : "Lead,Task,EmailMessage",

@@ -24,6 +24,8 @@
 #define CDC_MAX_CHANNELS 256
 /* recordIds of a GAP_OVERFLOW event (documented constant). */
 #define CDC_OVERFLOW_RECORD_ID "000000000000000AAA"
+/* Largest body POST /sim/events/raw accepts (an event is at most 1 MB). */
+#define CDC_RAW_BODY_MAX (2u * 1024u * 1024u)
 /* Most record ids merged into one event. */
 #define CDC_MERGE_MAX_IDS 200
 
