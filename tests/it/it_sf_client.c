@@ -21,7 +21,9 @@
 #include <jansson.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +170,8 @@ struct client {
 
 static struct sf_quota *g_quota; /* passed to the next client_open, if set */
 static int g_batch;
+static size_t g_max_response;
+static int g_no_ca; /* 1: do not pass $SF_CA_FILE (TLS must then fail) */
 
 static int client_open(struct client *c, const char *redis_url, long retry_total_ms)
 {
@@ -178,7 +182,7 @@ static int client_open(struct client *c, const char *redis_url, long retry_total
 	        .client_id = need("SF_CLIENT_ID"),
 	        .username = need("SF_USERNAME"),
 	        .key_path = need("SF_PRIVATE_KEY_PATH"),
-	        .ca_file = getenv("SF_CA_FILE"),
+	        .ca_file = g_no_ca ? NULL : getenv("SF_CA_FILE"),
 	};
 	memset(c, 0, sizeof *c);
 	c->auth = sf_auth_new(&ac, err, sizeof err);
@@ -191,8 +195,9 @@ static int client_open(struct client *c, const char *redis_url, long retry_total
 	struct sf_rest_conf rc = {
 	        .tokens = c->tokens,
 	        .api_version = need("SF_API_VERSION"),
-	        .ca_file = getenv("SF_CA_FILE"),
+	        .ca_file = g_no_ca ? NULL : getenv("SF_CA_FILE"),
 	        .call_client = "sfk-it",
+	        .max_response_bytes = g_max_response,
 	        .redis_url = redis_url,
 	        .retry_base_ms = 20,
 	        .retry_max_ms = 500,
@@ -626,6 +631,83 @@ static void quota_pause_holds_writes(void **state)
 	sf_quota_free(&q);
 }
 
+/* TLS is verified: without the private CA the sim's certificate is refused. */
+static void tls_always_verified(void **state)
+{
+	(void)state;
+	struct client c;
+	g_no_ca = 1;
+	int rc = client_open(&c, NULL, 1000); /* per-process tokens: nothing cached to reuse */
+	g_no_ca = 0;
+	assert_int_equal(rc, 0);
+	json_t *lim = NULL;
+	struct sf_error e;
+	assert_int_equal(sf_rest_limits(c.rest, &lim, &e), SFK_ERR_TRANSPORT);
+	assert_null(lim);
+	assert_non_null(strstr(e.message, "token request"));
+	client_close(&c);
+}
+
+/* A response past the size cap aborts the transfer. */
+static void response_cap_aborts(void **state)
+{
+	(void)state;
+	make_leads();
+	struct client c;
+	g_max_response = 4096;
+	assert_int_equal(client_open(&c, need("REDIS_URL"), 1000), 0);
+	g_max_response = 0;
+	struct sf_query *it = NULL;
+	struct sf_error e;
+	assert_int_equal(sf_query_open(c.rest, "SELECT Id, Company FROM Lead", &it, &e),
+	                 SFK_ERR_TOO_LARGE);
+	assert_null(it);
+	/* Small answers still pass. */
+	json_t *rec = NULL;
+	assert_int_equal(sf_rest_get(c.rest, "Lead", lead_ids[3], "Id,Company", &rec, &e), SFK_OK);
+	assert_string_equal(json_string_value(json_object_get(rec, "Company")), "Client IT 003");
+	json_decref(rec);
+	/* Ids are validated before any request. */
+	assert_int_equal(sf_rest_get(c.rest, "Lead", "00Q' OR Id != '", NULL, &rec, &e),
+	                 SFK_ERR_INVALID);
+	client_close(&c);
+}
+
+struct thread_arg {
+	struct client *c;
+	int ok;
+};
+static void *thread_main(void *p)
+{
+	struct thread_arg *a = p;
+	struct sf_error e;
+	for (int i = 0; i < 50; i++) {
+		json_t *l = NULL;
+		a->ok += sf_rest_limits(a->c->rest, &l, &e) == SFK_OK;
+		json_decref(l);
+	}
+	return NULL;
+}
+
+/* One client (pool, token cache) used by four threads at once. */
+static void threads_share_one_client(void **state)
+{
+	(void)state;
+	struct client c;
+	assert_int_equal(client_open(&c, need("REDIS_URL"), 20000), 0);
+	pthread_t t[4];
+	struct thread_arg a[4];
+	for (int i = 0; i < 4; i++) {
+		a[i] = (struct thread_arg){.c = &c};
+		assert_int_equal(pthread_create(&t[i], NULL, thread_main, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(a[i].ok, 50);
+	}
+	client_close(&c);
+}
+
 /* A free loopback port chosen by the kernel (racy in theory; fine for a test). */
 static int free_port(void)
 {
@@ -652,6 +734,7 @@ static void redis_down_requests_succeed(void **state)
 	pid_t rp = fork();
 	assert_true(rp >= 0);
 	if (rp == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
 		int devnull = open("/dev/null", O_WRONLY);
 		dup2(devnull, 1);
 		execlp("redis-server", "redis-server", "--port", ports, "--bind", "127.0.0.1",
@@ -746,6 +829,9 @@ int main(void)
 	        cmocka_unit_test(permanent_error_reported_per_record),
 	        cmocka_unit_test(query_describe_email_quota),
 	        cmocka_unit_test(quota_pause_holds_writes),
+	        cmocka_unit_test(tls_always_verified),
+	        cmocka_unit_test(response_cap_aborts),
+	        cmocka_unit_test(threads_share_one_client),
 	        cmocka_unit_test(redis_down_requests_succeed),
 	        cmocka_unit_test(private_key_never_logged),
 	};
