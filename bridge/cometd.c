@@ -227,6 +227,7 @@ struct chan {
 	char name[COMETD_CHANNEL_MAX];
 	int64_t known; /* last committed / checkpointed replay id, -1 if none */
 	int has_known;
+	int64_t subscribed_from; /* replay id of the last subscribe */
 };
 
 struct cometd {
@@ -321,6 +322,7 @@ struct cometd *cometd_new(const struct cometd_config *cfg, const struct cometd_t
 			return NULL;
 		}
 		c->chans[i].known = -1;
+		c->chans[i].subscribed_from = -1;
 	}
 	c->nchans = cfg->nchannels;
 	c->cfg = *cfg;
@@ -544,8 +546,21 @@ static int act(struct cometd *c, const char *step, const struct cometd_verdict *
 	case COMETD_ACT_REPLAY_INVALID:
 		c->st.replay_invalid++;
 		snprintf(c->replay_err_chan, sizeof c->replay_err_chan, "%s", v->channel);
+		/* Reported on /meta/connect (seen once in the wild) the reply names
+		 * no subscription: the channel subscribed from that id is the one. */
+		for (size_t i = 0; !c->replay_err_chan[0] && i < c->nchans; i++)
+			if (c->chans[i].subscribed_from == v->replay_id)
+				snprintf(c->replay_err_chan, sizeof c->replay_err_chan, "%s",
+				         c->chans[i].name);
+		if (!c->replay_err_chan[0]) {
+			snprintf(errstr, errlen, "%s: %s (no channel subscribed from that id)",
+			         step, v->reason);
+			send_disconnect(c);
+			*out = COMETD_FATAL;
+			return 1;
+		}
 		c->replay_err_id = v->replay_id;
-		snprintf(errstr, errlen, "%s %s: %s", step, v->channel, v->reason);
+		snprintf(errstr, errlen, "%s %s: %s", step, c->replay_err_chan, v->reason);
 		send_disconnect(c);
 		*out = COMETD_REPLAY_INVALID;
 		return 1;
@@ -665,6 +680,7 @@ static int do_subscribe(struct cometd *c, enum cometd_outcome *out, char *errstr
 		}
 		names[i] = ch->name;
 		replay[i] = r;
+		ch->subscribed_from = r;
 	}
 	json_t *req = cometd_req_subscribe(&c->id_seq, c->client_id, names, replay, c->nchans);
 	struct post_result pr;

@@ -345,6 +345,43 @@ static void config_checked(void **state)
 	assert_null(c);
 }
 
+/* An invalid replay id reported without a subscription (on /meta/connect)
+ * is pinned on the channel that subscribed from it; if none did, it is
+ * fatal rather than a loop. */
+static void invalid_replay_without_channel(void **state)
+{
+	(void)state;
+	char err[512];
+	const char *chans[] = {"/data/LeadChangeEvent", "/data/TaskChangeEvent"};
+	struct cometd_token_provider tp = {.get = no_token};
+	struct cometd_handler h = {.replay_from = never, .on_batch = no_batch};
+	struct cometd_config cfg = {
+	        .url = "https://sf.example/cometd/66.0", .channels = chans, .nchannels = 2};
+	struct cometd *c = cometd_new(&cfg, &tp, &h, err, sizeof err);
+	assert_non_null(c);
+	c->chans[0].subscribed_from = 7;
+	c->chans[1].subscribed_from = 82;
+	json_t *m = parse("{\"channel\":\"/meta/connect\",\"successful\":false,\"error\":\"400::"
+	                  "The replayId {82} you provided was invalid.  Please provide a valid ID, "
+	                  "-2 to replay all events, or -1 to replay only new events.\"}");
+	struct cometd_verdict v;
+	enum cometd_outcome out = COMETD_STOPPED;
+	cometd_verdict_of(m, &v);
+	assert_int_equal(act(c, "connect", &v, &out, err, sizeof err), 1);
+	assert_int_equal(out, COMETD_REPLAY_INVALID);
+	int64_t bad = 0;
+	assert_string_equal(cometd_replay_error(c, &bad), "/data/TaskChangeEvent");
+	assert_int_equal(bad, 82);
+
+	c->chans[1].subscribed_from = 83;
+	c->replay_err_chan[0] = '\0';
+	assert_int_equal(act(c, "connect", &v, &out, err, sizeof err), 1);
+	assert_int_equal(out, COMETD_FATAL);
+	assert_non_null(strstr(err, "no channel subscribed from that id"));
+	json_decref(m);
+	cometd_free(&c);
+}
+
 /* ---- --drive: a small CometD subscriber for tests/it/it_bridge_cometd.sh ----
  *
  *   test_bridge_cometd --drive CHANNEL[,CHANNEL] [--replay N] [--max-events N]
@@ -564,6 +601,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(defensive_parsing),
 	        cmocka_unit_test(backoff_is_bounded_and_jittered),
 	        cmocka_unit_test(config_checked),
+	        cmocka_unit_test(invalid_replay_without_channel),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
