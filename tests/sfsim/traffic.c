@@ -547,7 +547,12 @@ static void create_lead(struct traffic *t, long i)
 	snprintf(err.code, sizeof(err.code), "READ_BACK_FAILED");
 	pthread_mutex_lock(&t->mu);
 	struct lead_state *ls = &t->leads[i];
-	json_t *fields = json_deep_copy(json_object_get(ls->plan, "fields"));
+	/* Plans are pure: rebuild this lead's fields instead of keeping
+	 * every lead's fields from the start of the run. */
+	json_t *full = traffic_plan_lead(&t->prof, i);
+	json_t *fields = json_incref(json_object_get(full, "fields"));
+	json_decref(full);
+	json_object_set(ls->plan, "email", json_object_get(fields, "Email"));
 	int api = json_is_true(json_object_get(ls->plan, "api"));
 	if (t->queue[0])
 		json_object_set_new(fields, "OwnerId", json_string(t->queue));
@@ -620,10 +625,9 @@ static void respond(struct traffic *t, struct action a)
 	snprintf(open_task, sizeof(open_task), "%s", otid ? otid : "");
 	char lead_id[SIM_ID_BUF];
 	snprintf(lead_id, sizeof(lead_id), "%s", ls->id);
-	json_t *fields = json_object_get(ls->plan, "fields");
 	char lead_email[200];
 	snprintf(lead_email, sizeof(lead_email), "%s",
-	         json_string_value(json_object_get(fields, "Email")));
+	         json_string_value(json_object_get(ls->plan, "email")));
 	const char *intent = json_string_value(json_object_get(ls->plan, "intent"));
 	char subject[120];
 	snprintf(subject, sizeof(subject), "Re: your %s request", intent ? intent : "");
@@ -862,6 +866,7 @@ int traffic_start(struct sim *sim, const struct traffic_profile *p, char *err, s
 	for (long i = 0; i < p->leads; i++) {
 		struct lead_state *ls = &t->leads[i];
 		ls->plan = traffic_plan_lead(p, i);
+		json_object_del(ls->plan, "fields"); /* rebuilt at creation */
 		ls->first_ms = -1;
 		ls->truth = json_pack("{s:I,s:O,s:O,s:O,s:O,s:O,s:n,s:n,s:n,s:[]}", "index",
 		                      (json_int_t)i, "region", json_object_get(ls->plan, "region"),

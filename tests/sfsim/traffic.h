@@ -19,7 +19,7 @@ struct sim;
 
 /* Largest profile body / file accepted and most leads one run may plan. */
 #define TRAFFIC_PROFILE_MAX (64 * 1024)
-#define TRAFFIC_MAX_LEADS   200000
+#define TRAFFIC_MAX_LEADS   100000
 
 /*
  * A profile (JSON keys in brackets; all optional but "leads"). Times are sim
