@@ -108,6 +108,10 @@ struct sf_auth *sf_auth_new(const struct sf_auth_conf *c, char *errstr, size_t e
 		snprintf(errstr, errlen, "SF_LOGIN_URL must be an https:// URL");
 		return NULL;
 	}
+	if (c->token_url && *c->token_url && strncmp(c->token_url, "https://", 8) != 0) {
+		snprintf(errstr, errlen, "SF_TOKEN_URL must be an https:// URL");
+		return NULL;
+	}
 	if (sf_auth_check_key_file(c->key_path, errstr, errlen) != SFK_OK)
 		return NULL;
 	a = xcalloc(1, sizeof *a);
@@ -252,12 +256,13 @@ enum sfk_err sf_auth_parse_response(long status, const char *content_type, const
 	json_t *j = len <= SF_AUTH_RESPONSE_MAX ? json_loadb(body, len, 0, NULL) : NULL;
 	const char *tok = json_string_value(json_object_get(j, "access_token"));
 	const char *inst = json_string_value(json_object_get(j, "instance_url"));
-	if (!tok || !*tok || !inst || strncmp(inst, "http", 4) != 0) {
+	if (!tok || !*tok || !inst || strncmp(inst, "https://", 8) != 0) {
 		err->http_status = status;
 		err->err = SFK_ERR_PARSE;
 		snprintf(err->code, sizeof err->code, "bad_token_response");
 		snprintf(err->message, sizeof err->message,
-		         "token endpoint answered 200 without access_token/instance_url");
+		         "token endpoint answered 200 without access_token or an https "
+		         "instance_url");
 		json_decref(j);
 		return err->err;
 	}
@@ -336,7 +341,7 @@ enum sfk_err sf_auth_mint(struct sf_auth *a, struct sf_auth_token *out, struct s
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, a->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, a->timeout_ms);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https"); /* a JWT never crosses plain HTTP */
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (a->ca_file)

@@ -339,8 +339,8 @@ static enum sfk_err perform(struct sf_rest *r, const char *method, const char *u
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L); /* never off */
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https"); /* bearer tokens: TLS only */
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);     /* never off */
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (r->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, r->ca_file);

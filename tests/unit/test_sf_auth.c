@@ -211,6 +211,10 @@ static void missing_settings_named(void **state)
 	c.login_url = "http://login.salesforce.com";
 	assert_null(sf_auth_new(&c, err, sizeof err));
 	assert_non_null(strstr(err, "https"));
+	c = conf(f);
+	c.token_url = "http://acme.my.salesforce.com";
+	assert_null(sf_auth_new(&c, err, sizeof err));
+	assert_non_null(strstr(err, "SF_TOKEN_URL"));
 }
 
 /* jwt-token-response.help-doc.json, verbatim. */
@@ -249,6 +253,9 @@ static void parses_token_response(void **state)
 	assert_null(t.access_token);
 	assert_non_null(strstr(e.message, "pre-authorize"));
 	assert_int_equal(sf_auth_parse_response(200, NULL, "{}", 2, &t, &e), SFK_ERR_PARSE);
+	const char plain[] = "{\"access_token\":\"00Dxx!abc\",\"instance_url\":\"http://x\"}";
+	assert_int_equal(sf_auth_parse_response(200, NULL, plain, strlen(plain), &t, &e),
+	                 SFK_ERR_PARSE);
 }
 
 int main(void)
