@@ -56,7 +56,8 @@ static struct MHD_Daemon *daemon_;
 static void script(int n, const enum act *a, enum act fallback)
 {
 	pthread_mutex_lock(&srv.mu);
-	memcpy(srv.script, a, (size_t)n * sizeof *a);
+	if (n > 0)
+		memcpy(srv.script, a, (size_t)n * sizeof *a);
 	srv.nscript = n;
 	srv.pos = 0;
 	srv.fallback = fallback;
