@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -427,7 +428,8 @@ static _Thread_local unsigned jitter_seed;
 static long backoff_ms(const struct sf_rest *r, int attempt, enum sfk_err e)
 {
 	if (!jitter_seed)
-		jitter_seed = (unsigned)mono_ms() ^ (unsigned)(size_t)&jitter_seed;
+		jitter_seed =
+		        (unsigned)mono_ms() ^ (unsigned)getpid() ^ (unsigned)(size_t)&jitter_seed;
 	long d = r->retry_base_ms;
 	for (int i = 0; i < attempt && d < r->retry_max_ms; i++)
 		d *= 2;

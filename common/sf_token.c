@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -247,9 +248,14 @@ static int try_lock(struct sf_token_cache *t, struct redis *r, const char *nonce
 	return got;
 }
 
+/* Per-thread jitter seed; distinct per process so forked waiters spread out. */
+static _Thread_local unsigned poll_seed;
+
 static enum sfk_err shared_get(struct sf_token_cache *t, struct redis *r, struct sf_error *err,
                                int *fell_back)
 {
+	if (!poll_seed)
+		poll_seed = (unsigned)getpid() ^ (unsigned)mono_ms();
 	unsigned char rnd[12];
 	char nonce[32];
 	RAND_bytes(rnd, sizeof rnd);
@@ -295,7 +301,8 @@ static enum sfk_err shared_get(struct sf_token_cache *t, struct redis *r, struct
 			         t->wait_ms, t->lock_key);
 			return err->err;
 		}
-		long jitter = t->poll_ms / 2 + (long)(random() % (t->poll_ms + 1));
+		long jitter =
+		        t->poll_ms / 2 + (long)(rand_r(&poll_seed) % (unsigned)(t->poll_ms + 1));
 		sleep_ms(jitter);
 	}
 redis_down:
