@@ -22,6 +22,7 @@
 #include "config.h"
 #include "fanout.h"
 #include "kafka.h"
+#include "lease.h"
 #include "log.h"
 #include "metrics.h"
 #include "publish.h"
@@ -37,7 +38,9 @@
 #define BRIDGE_MAX_CHANNELS       COMETD_MAX_CHANNELS
 #define BRIDGE_CHECKPOINT_LOAD_MS 30000
 
-static volatile sig_atomic_t g_stop;
+/* g_stop ends the CometD loop: set by SIGTERM/SIGINT, or by the lease
+ * keeper thread when leadership is lost (then g_lease_lost is set too). */
+static volatile sig_atomic_t g_stop, g_lease_lost;
 
 static void on_signal(int sig)
 {
@@ -50,8 +53,8 @@ static void on_signal(int sig)
 static const char *g_login_url, *g_token_url, *g_sf_client_id, *g_username, *g_key_path,
         *g_api_version, *g_ca_file, *g_redis_url, *g_bootstrap, *g_client_id, *g_admin_addr,
         *g_prefix, *g_channels, *g_policy, *g_policy_schema, *g_txn_id, *g_start, *g_on_invalid,
-        *g_log_level;
-static long long g_max_event_bytes, g_stall_grace_ms;
+        *g_log_level, *g_lease_key;
+static long long g_max_event_bytes, g_stall_grace_ms, g_lease_ttl_ms;
 
 static const char *const start_values[] = {"latest", "earliest", NULL};
 static const char *const invalid_values[] = {"fail", "latest", "earliest", NULL};
@@ -116,6 +119,12 @@ static const struct config_entry table[] = {
         {"stall-grace", "SFK_BRIDGE_STALL_GRACE", CONFIG_DURATION, "15s", 0,
          "Watchdog: a long-poll may exceed the advised timeout by this much",
          .dest = &g_stall_grace_ms, .min = 100, .max = 600000},
+        {"lease-ttl", "SFK_BRIDGE_LEASE_TTL", CONFIG_DURATION, "15s", 0,
+         "Leadership lease in Redis (with REDIS_URL): a standby takes over this long after "
+         "the active bridge stops renewing",
+         .dest = &g_lease_ttl_ms, .min = 1000, .max = 600000},
+        {"lease-key", "SFK_BRIDGE_LEASE_KEY", CONFIG_STRING, LEASE_KEY, CONFIG_REQUIRED,
+         "Redis key of the leadership lease (one per bridge deployment)", .dest = &g_lease_key},
         {"log-level", "LOG_LEVEL", CONFIG_ENUM, "info", 0, "Minimum log level",
          .dest = &g_log_level, .allowed = level_values},
 };
@@ -131,6 +140,7 @@ struct bridge {
 	struct publisher *pub;
 	struct cometd *cometd;
 	struct admin *admin;
+	struct lease *lease;
 	char *channels[BRIDGE_MAX_CHANNELS];
 	size_t nchannels;
 	int64_t fallback[BRIDGE_MAX_CHANNELS]; /* replay id without a checkpoint */
@@ -241,7 +251,7 @@ static bool ready_cometd(void *ctx, char *reason, size_t len)
 	struct bridge *b = ctx;
 	if (b->cometd && cometd_ready(b->cometd))
 		return true;
-	snprintf(reason, len, "not subscribed to CometD");
+	snprintf(reason, len, b->lease && !b->cometd ? "standby" : "not subscribed to CometD");
 	return false;
 }
 
@@ -345,6 +355,26 @@ static int run(struct bridge *b)
 		return 78;
 	}
 
+	/* Leadership before the producer: our txn_init would fence the active
+	 * bridge's transactions. Without Redis there is no standby. */
+	if (g_redis_url) {
+		char holder[LEASE_HOLDER_MAX], host[64] = "bridge";
+		int64_t fence = 0;
+		gethostname(host, sizeof host - 1);
+		snprintf(holder, sizeof holder, "%s:%ld", host, (long)getpid());
+		if (!(b->lease = lease_new(g_redis_url, g_lease_key, holder, (long)g_lease_ttl_ms,
+		                           err, sizeof err))) {
+			log_error("lease error=%s", err);
+			return 1;
+		}
+		if (lease_wait(b->lease, &g_stop, &fence) != 0)
+			return 0; /* stopped while standby */
+		if (lease_keep_start(b->lease, &g_stop, &g_lease_lost) != 0) {
+			log_error("lease keeper thread failed");
+			return 1;
+		}
+	}
+
 	if (!(b->producer = kafka_producer_new(g_bootstrap, g_txn_id, NULL, err, sizeof err))) {
 		log_error("kafka producer error=%s", err);
 		return 78;
@@ -409,7 +439,7 @@ static int run(struct bridge *b)
 	for (;;) {
 		enum cometd_outcome o = cometd_run(b->cometd, err, sizeof err);
 		if (o == COMETD_STOPPED) {
-			rc = 0;
+			rc = g_lease_lost ? 1 : 0;
 			break;
 		}
 		if (o == COMETD_REPLAY_INVALID && replay_invalid(b, err) == 0)
@@ -427,6 +457,7 @@ static void shutdown_bridge(struct bridge *b)
 {
 	cometd_free(&b->cometd); /* disconnect: stop fetching first */
 	kafka_producer_destroy(&b->producer);
+	lease_free(&b->lease); /* after the last commit: a standby may take over */
 	publish_free(&b->pub);
 	admin_free(&b->admin);
 	sf_rest_free(&b->rest);
