@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "log.h"
@@ -231,10 +232,12 @@ enum sfk_err sf_bulk_parse_failed(const char *csv, size_t len, struct sf_bulk_fa
 	if (t.nrows == 0)
 		goto out;
 	const struct sf_csv_row *hdr = &t.rows[0];
-	long id_col = -1, err_col = -1;
+	long id_col = -1, err_col = -1, rec_id_col = -1;
 	for (size_t j = 0; j < hdr->n; j++) {
 		if (strcmp(hdr->f[j], "sf__Id") == 0)
 			id_col = (long)j;
+		else if (strcasecmp(hdr->f[j], "Id") == 0)
+			rec_id_col = (long)j;
 		else if (strcmp(hdr->f[j], "sf__Error") == 0)
 			err_col = (long)j;
 	}
@@ -257,8 +260,12 @@ enum sfk_err sf_bulk_parse_failed(const char *csv, size_t len, struct sf_bulk_fa
 			goto out;
 		}
 		struct sf_bulk_failure *x = &f[k++];
+		/* sf__Id is empty for failed rows in some answers (and always for
+		 * inserts): an update's own Id column still names the record. */
 		if (id_col >= 0 && sfid_valid(row->f[id_col]))
 			snprintf(x->id, sizeof x->id, "%s", row->f[id_col]);
+		else if (rec_id_col >= 0 && sfid_valid(row->f[rec_id_col]))
+			snprintf(x->id, sizeof x->id, "%s", row->f[rec_id_col]);
 		const char *e = row->f[err_col], *colon = strchr(e, ':');
 		if (colon) {
 			snprintf(x->code, sizeof x->code, "%.*s", (int)(colon - e), e);

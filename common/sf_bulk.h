@@ -54,7 +54,7 @@ void sf_csv_table_free(struct sf_csv_table *t); /* NULL ok; leaves it empty */
 
 /* One failed record from failedResults. */
 struct sf_bulk_failure {
-	char id[19];                /* sf__Id, "" when the row had none (insert) */
+	char id[19];                /* sf__Id, else the row's Id column, else "" (insert) */
 	char code[SF_ERR_CODE_MAX]; /* "INVALID_CROSS_REFERENCE_KEY" */
 	char message[SF_ERR_MSG_MAX];
 	enum sfk_err err; /* sf_err_map(code, 0) */

@@ -124,10 +124,23 @@ static void failed_results(void **state)
 	assert_string_equal(json_string_value(json_object_get(f[0].fields, "OwnerId")),
 	                    "005000000000000AAA");
 	assert_null(json_object_get(f[0].fields, "sf__Error"));
-	assert_string_equal(f[1].id, "");
+	assert_string_equal(f[1].id, ""); /* no sf__Id and an invalid Id column */
 	assert_string_equal(f[1].code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
 	assert_string_equal(f[1].message, "Owner must be active, \"really\"");
 	assert_int_equal(f[2].err, SFK_ERR_LOCK);
+	sf_bulk_failures_free(f, n);
+
+	/* Empty sf__Id on an update: the row's Id column names the record. */
+	char upd[256];
+	snprintf(upd, sizeof upd,
+	         "\"sf__Id\",\"sf__Error\",Id,Title\n\"\",\"ENTITY_IS_DELETED:entity is "
+	         "deleted:--\",%s,x\n",
+	         id3);
+	assert_int_equal(sf_bulk_parse_failed(upd, strlen(upd), &f, &n, err, sizeof err), SFK_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(f[0].id, id3);
+	assert_string_equal(f[0].code, "ENTITY_IS_DELETED");
+	assert_string_equal(f[0].message, "entity is deleted:--");
 	sf_bulk_failures_free(f, n);
 
 	const char noerr[] = "a,b\n1,2\n";
