@@ -799,6 +799,13 @@ enum sfk_err sf_rest_collection_update(struct sf_rest *r, json_t *records, int a
 		json_decref(resp);
 		json_decref(batch);
 		batch = NULL;
+		if (rc != SFK_OK && round > 0) {
+			/* A resend failed as a whole: the first answer stands, the
+			 * resent records keep their retriable per-record error. */
+			log_info("collections resend failed err=%s", sfk_err_str(rc));
+			rc = SFK_OK;
+			break;
+		}
 		if (rc != SFK_OK || all_or_none)
 			break;
 		/* Resend only the records that failed for a retriable reason. */
