@@ -65,8 +65,10 @@ struct sf_token_cache *sf_token_new(const struct sf_token_conf *c)
 	t->auth = c->auth;
 	t->redis_url = c->redis_url && *c->redis_url ? xstrdup(c->redis_url) : NULL;
 	t->ttl_ms = c->ttl_ms > 0 ? c->ttl_ms : 30 * 60 * 1000;
-	t->lock_ms = c->lock_ms > 0 ? c->lock_ms : 10000;
-	t->wait_ms = c->wait_ms > 0 ? c->wait_ms : 20000;
+	/* Longer than one token request may take (sf_auth timeout 15 s), so the
+	 * lock does not expire under a slow but live minter. */
+	t->lock_ms = c->lock_ms > 0 ? c->lock_ms : 20000;
+	t->wait_ms = c->wait_ms > 0 ? c->wait_ms : 30000;
 	t->poll_ms = c->poll_ms > 0 ? c->poll_ms : 50;
 
 	/* Key = hash of what identifies a session: login URL, app, user. */

@@ -25,8 +25,8 @@ struct sf_token_conf {
 	struct sf_auth *auth;  /* borrowed; must outlive the cache */
 	const char *redis_url; /* REDIS_URL; NULL or "" = per-process tokens only */
 	long ttl_ms;           /* SF_TOKEN_TTL: how long a cached token is reused; 0 = 30 min */
-	long lock_ms;          /* lifetime of the mint lock; 0 = 10 s */
-	long wait_ms;          /* how long a waiter polls for another's token; 0 = 20 s */
+	long lock_ms;          /* lifetime of the mint lock; 0 = 20 s (> a token request) */
+	long wait_ms;          /* how long a waiter polls for another's token; 0 = 30 s */
 	long poll_ms;          /* waiter poll interval (jittered +-50%); 0 = 50 ms */
 };
 
