@@ -171,7 +171,11 @@ struct client {
 static struct sf_quota *g_quota; /* passed to the next client_open, if set */
 static int g_batch;
 static size_t g_max_response;
-static int g_no_ca; /* 1: do not pass $SF_CA_FILE (TLS must then fail) */
+static int g_no_ca;
+static long g_wait_ms;
+        /* token wait deadline for the next client_open, 0 = default */ /* 1: do not pass
+                                                                           $SF_CA_FILE (TLS must
+                                                                           then fail) */
 
 static int client_open(struct client *c, const char *redis_url, long retry_total_ms)
 {
@@ -190,7 +194,8 @@ static int client_open(struct client *c, const char *redis_url, long retry_total
 		fprintf(stderr, "sf_auth_new: %s\n", err);
 		return -1;
 	}
-	struct sf_token_conf tc = {.auth = c->auth, .redis_url = redis_url, .ttl_ms = 600000};
+	struct sf_token_conf tc = {
+	        .auth = c->auth, .redis_url = redis_url, .ttl_ms = 600000, .wait_ms = g_wait_ms};
 	c->tokens = sf_token_new(&tc);
 	struct sf_rest_conf rc = {
 	        .tokens = c->tokens,
@@ -631,6 +636,48 @@ static void quota_pause_holds_writes(void **state)
 	sf_quota_free(&q);
 }
 
+/* A minter that died holding the lock: waiters take over once the lock
+ * expires; a lock held past the wait deadline is an error, not a hang. */
+static void dead_minter_lock(void **state)
+{
+	(void)state;
+	char err[256];
+	drop_shared_token();
+	struct client c;
+	g_wait_ms = 3000;
+	assert_int_equal(client_open(&c, need("REDIS_URL"), 20000), 0);
+	struct redis *r = redis_connect_url(need("REDIS_URL"), NULL, err, sizeof err);
+	assert_non_null(r);
+	char lock[128];
+	snprintf(lock, sizeof lock, "%s:lock", sf_token_key(c.tokens));
+	redisReply *rep = redis_cmd(r, "SET %s dead-process PX 400", lock);
+	assert_non_null(rep);
+	freeReplyObject(rep);
+	long long before = sim_tokens(), t0 = mono_ms();
+	struct sf_auth_token tok;
+	struct sf_error e;
+	assert_int_equal(sf_token_get(c.tokens, &tok, &e), SFK_OK);
+	assert_true(mono_ms() - t0 >= 350); /* it did wait for the lock */
+	assert_int_equal(sim_tokens() - before, 1);
+	sf_auth_token_clear(&tok);
+	client_close(&c);
+
+	drop_shared_token();
+	g_wait_ms = 300;
+	assert_int_equal(client_open(&c, need("REDIS_URL"), 20000), 0);
+	g_wait_ms = 0;
+	rep = redis_cmd(r, "SET %s stuck-process PX 10000", lock);
+	freeReplyObject(rep);
+	t0 = mono_ms();
+	assert_int_equal(sf_token_get(c.tokens, &tok, &e), SFK_ERR_TIMEOUT);
+	assert_true(mono_ms() - t0 < 2000);
+	assert_non_null(strstr(e.message, "waited"));
+	rep = redis_cmd(r, "DEL %s", lock);
+	freeReplyObject(rep);
+	redis_free(r);
+	client_close(&c);
+}
+
 /* TLS is verified: without the private CA the sim's certificate is refused. */
 static void tls_always_verified(void **state)
 {
@@ -829,6 +876,7 @@ int main(void)
 	        cmocka_unit_test(permanent_error_reported_per_record),
 	        cmocka_unit_test(query_describe_email_quota),
 	        cmocka_unit_test(quota_pause_holds_writes),
+	        cmocka_unit_test(dead_minter_lock),
 	        cmocka_unit_test(tls_always_verified),
 	        cmocka_unit_test(response_cap_aborts),
 	        cmocka_unit_test(threads_share_one_client),
