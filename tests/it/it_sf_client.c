@@ -171,11 +171,8 @@ struct client {
 static struct sf_quota *g_quota; /* passed to the next client_open, if set */
 static int g_batch;
 static size_t g_max_response;
-static int g_no_ca;
-static long g_wait_ms;
-        /* token wait deadline for the next client_open, 0 = default */ /* 1: do not pass
-                                                                           $SF_CA_FILE (TLS must
-                                                                           then fail) */
+static int g_no_ca;    /* 1: do not pass $SF_CA_FILE (TLS must then fail) */
+static long g_wait_ms; /* token wait deadline for the next client_open, 0 = default */
 
 static int client_open(struct client *c, const char *redis_url, long retry_total_ms)
 {
