@@ -30,7 +30,19 @@
 #include "sf_token.h"
 #include "sfid.h"
 
-enum act { OK_JSON, NO_CONTENT, AUTH401_OLD, ALWAYS401, HTML502, E500, E503, GZIP, BIG, LOCK };
+enum act {
+	OK_JSON,
+	NO_CONTENT,
+	AUTH401_OLD,
+	ALWAYS401,
+	HTML502,
+	E500,
+	E503,
+	GZIP,
+	BIG,
+	LOCK,
+	LIMIT
+};
 
 static struct {
 	pthread_mutex_t mu;
@@ -135,6 +147,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	                           "record\",\"errorCode\":\"UNABLE_TO_LOCK_ROW\",\"fields\":[]}]";
 	static const char e500[] = "[{\"message\":\"boom\",\"errorCode\":\"UNKNOWN_EXCEPTION\"}]";
 	static const char e503[] = "[{\"message\":\"busy\",\"errorCode\":\"SERVER_UNAVAILABLE\"}]";
+	static const char limit[] = "[{\"message\":\"TotalRequests Limit exceeded.\","
+	                            "\"errorCode\":\"REQUEST_LIMIT_EXCEEDED\"}]";
 	static const char ok[] = "{\"ok\":true,\"id\":\"001000000000000AAA\"}";
 	switch (a) {
 	case AUTH401_OLD:
@@ -146,6 +160,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	case E500: return reply(c, 500, "application/json", e500, strlen(e500), 0, 1);
 	case E503: return reply(c, 503, "application/json", e503, strlen(e503), 0, 1);
 	case LOCK: return reply(c, 400, "application/json", lock, strlen(lock), 0, 1);
+	case LIMIT: return reply(c, 403, "application/json", limit, strlen(limit), 0, 1);
 	case NO_CONTENT: return reply(c, 204, NULL, "", 0, 0, 1);
 	case GZIP: return reply(c, 200, "application/json", gz_body, sizeof gz_body, 1, 1);
 	case BIG: {
@@ -386,6 +401,30 @@ static void retriable_errors_retried_within_budget(void **state)
 	close_client(&c);
 }
 
+static void request_limit_backs_off_and_is_counted(void **state)
+{
+	(void)state;
+	struct client c;
+	open_client(&c, 2000, 0);
+	struct metric *m = metrics_counter("sfk_api_limit_exceeded_total",
+	                                   "REQUEST_LIMIT_EXCEEDED answers (daily/concurrent API "
+	                                   "limit)",
+	                                   NULL);
+	double before = metric_value(m);
+	struct sf_error e;
+	json_t *out = NULL;
+	enum act a[] = {LIMIT, LIMIT};
+	script(2, a, OK_JSON);
+	long long t0 = now_ms();
+	assert_int_equal(sf_rest_limits(c.rest, &out, &e), SFK_OK);
+	json_decref(out);
+	assert_int_equal(srv.requests, 3);
+	assert_true(metric_value(m) - before == 2.0);
+	/* Backed off: base 10 ms x4 for the limit, capped at 40, jittered >= half. */
+	assert_true(now_ms() - t0 >= 20 + 20);
+	close_client(&c);
+}
+
 static void post_not_retried_when_maybe_processed(void **state)
 {
 	(void)state;
@@ -450,6 +489,7 @@ int main(void)
 	        cmocka_unit_test(writes_carry_call_options_reads_do_not),
 	        cmocka_unit_test(session_expiry_retried_once_with_new_token),
 	        cmocka_unit_test(retriable_errors_retried_within_budget),
+	        cmocka_unit_test(request_limit_backs_off_and_is_counted),
 	        cmocka_unit_test(post_not_retried_when_maybe_processed),
 	        cmocka_unit_test(gzip_and_size_cap),
 	        cmocka_unit_test(quota_pause_refuses_before_sending),
