@@ -26,6 +26,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "publish.h"
+#include "resync.h"
 #include "sf_auth.h"
 #include "sf_rest.h"
 #include "sf_token.h"
@@ -205,14 +206,24 @@ static enum sfk_err on_batch(void *ctx, json_t *messages)
 	return SFK_OK;
 }
 
+/* After the commit of a batch holding a GAP_OVERFLOW: read the entity back
+ * before the next long-poll (Salesforce: stop, resync, resume). The
+ * checkpoint is already past the overflow: a crash during the resync loses
+ * it, which the error log and sfk_bridge_resyncs_total{outcome="failed"}
+ * (or a missing "ok") tell the operator. */
 static void on_resync(void *ctx, const char *entity, int64_t replay_id)
 {
 	struct bridge *b = ctx;
-	/* TODO(bridge): run the entity resync (REST query of every record,
-	 * published with flags.resynced) instead of only reporting it. */
-	metric_add(b->m_resync, 1, entity);
-	log_error("entity resync needed (GAP_OVERFLOW) object=%s replay_id=%lld", entity,
-	          (long long)replay_id);
+	char err[1024];
+	size_t n = 0;
+	log_warn("entity resync needed (GAP_OVERFLOW) object=%s replay_id=%lld", entity,
+	         (long long)replay_id);
+	enum sfk_err rc = resync_entity(b->rest, b->pub, entity, replay_id, RESYNC_DEFAULT_CHUNK,
+	                                &g_stop, &n, err, sizeof err);
+	metric_add(b->m_resync, 1, entity, rc == SFK_OK ? "ok" : "failed");
+	if (rc != SFK_OK)
+		log_error("entity resync failed object=%s published=%zu error=%s reason=%s", entity,
+		          n, sfk_err_str(rc), err);
 }
 
 static enum sfk_err refetch(void *ctx, const char *entity, const char *id, json_t **rec,

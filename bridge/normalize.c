@@ -431,3 +431,31 @@ enum sfk_err normalize_resolve_gap(json_t *env, json_t *rest, char *errstr, size
 	json_object_set_new(flags, "gap_resolved", json_true());
 	return SFK_OK;
 }
+
+json_t *normalize_snapshot(const char *entity, json_t *rest, int64_t replay_id, int64_t fetched_ms,
+                           char *errstr, size_t errlen)
+{
+	const char *id = json_string_value(json_object_get(rest, "Id"));
+	char eid[NORMALIZE_EVENT_ID_MAX + 1];
+	if (!entity || !valid_entity(entity)) {
+		snprintf(errstr, errlen, "snapshot: \"%.64s\" is not an object API name",
+		         entity ? entity : "");
+		return NULL;
+	}
+	if (!json_is_object(rest) || !id || !valid_record_id(id)) {
+		snprintf(errstr, errlen, "snapshot: %s record without a valid Id", entity);
+		return NULL;
+	}
+	snprintf(eid, sizeof eid, "%s:%s:%lld", entity, id, (long long)replay_id);
+	json_t *fields = json_deep_copy(rest);
+	json_object_del(fields, "attributes");
+	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:n, s:I, s:I, s:s, s:i, s:s, "
+	                 "s:[], s:o, s:{s:b, s:b, s:b, s:b}, s:I}",
+	                 "envelope_version", 1, "event_id", eid, "entity", entity, "change_type",
+	                 "SNAPSHOT", "record_id", id, "record_index", 0, "record_count", 1,
+	                 "replay_id", (json_int_t)replay_id, "channel", "commit_timestamp",
+	                 (json_int_t)fetched_ms, "commit_number", (json_int_t)0, "transaction_key",
+	                 "", "sequence_number", 0, "change_origin", "", "changed_fields", "fields",
+	                 fields, "flags", "echo", 0, "gap", 0, "gap_resolved", 0, "resynced", 1,
+	                 "ingested_at", (json_int_t)fetched_ms);
+}

@@ -95,6 +95,19 @@ void normalize_result_free(struct normalize_result *r);
 enum sfk_err normalize_resolve_gap(json_t *env, json_t *rest, char *errstr, size_t errlen);
 
 /*
+ * The envelope for one record of an entity resync (after GAP_OVERFLOW): the
+ * REST record rest (borrowed; "attributes" dropped; must carry a valid Id)
+ * as change_type SNAPSHOT with flags.resynced, event id
+ * <entity>:<Id>:<replay_id> (replay_id = the overflow event's, so a resync
+ * redone after a crash yields the same ids), commit_timestamp = fetched_ms,
+ * no header data (commit number 0, empty transaction key and origin),
+ * channel null. New reference, or NULL (errstr set) if rest has no valid Id
+ * or entity is not an API name.
+ */
+json_t *normalize_snapshot(const char *entity, json_t *rest, int64_t replay_id, int64_t fetched_ms,
+                           char *errstr, size_t errlen);
+
+/*
  * 1 if change_origin carries client=<client_id> (the value after "client=" up
  * to ';' or the end, one trailing '/' ignored, compared exactly), else 0.
  */

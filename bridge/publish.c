@@ -340,3 +340,63 @@ out:
 	json_decref(resyncs);
 	return rc;
 }
+
+enum sfk_err publish_snapshot(struct publisher *p, const char *entity, int64_t replay_id,
+                              json_t *records, size_t *n, char *errstr, size_t errlen)
+{
+	char topic[NORMALIZE_TOPIC_MAX + 1], why[256], aerr[256];
+	json_t *rec;
+	size_t i;
+	enum sfk_err rc;
+
+	*n = 0;
+	if (normalize_topic(p->prefix, entity, topic, sizeof topic) != 0) {
+		snprintf(errstr, errlen, "snapshot: no topic for \"%.64s\"", entity);
+		return SFK_ERR_INVALID;
+	}
+	if ((rc = p->conf.sink.begin(p->conf.sink.ctx, errstr, errlen)) != SFK_OK)
+		return rc;
+	int64_t now = now_ms(p);
+	json_array_foreach(records, i, rec)
+	{
+		json_t *env = normalize_snapshot(entity, rec, replay_id, now, why, sizeof why);
+		if (!env) {
+			rc = dead_letter(p, rec, SFK_ERR_PARSE, why, entity, errstr, errlen);
+			if (rc != SFK_OK)
+				goto abort;
+			continue;
+		}
+		const char *eid = json_string_value(json_object_get(env, "event_id"));
+		const char *id = json_string_value(json_object_get(env, "record_id"));
+		struct kafka_header h[NORMALIZE_NHDRS + 1] = {
+		        {NORMALIZE_HDR_ENTITY, entity, strlen(entity)},
+		        {NORMALIZE_HDR_CHANGE_TYPE, "SNAPSHOT", 8},
+		        {NORMALIZE_HDR_EVENT_ID, eid, strlen(eid)},
+		};
+		rc = produce_json(p, topic, id, env, h, NORMALIZE_NHDRS, errstr, errlen);
+		struct fanout_target t[PUBLISH_MAX_TARGETS];
+		size_t nt = rc == SFK_OK && p->conf.fanout
+		                    ? fanout_route(p->conf.fanout, env, t, PUBLISH_MAX_TARGETS)
+		                    : 0;
+		for (size_t k = 0; k < nt && rc == SFK_OK; k++) {
+			h[NORMALIZE_NHDRS] = (struct kafka_header){
+			        FANOUT_HDR_WORKLOAD, t[k].workload, strlen(t[k].workload)};
+			rc = produce_json(p, t[k].topic, t[k].key, env, h, NORMALIZE_NHDRS + 1,
+			                  errstr, errlen);
+		}
+		json_decref(env);
+		if (rc != SFK_OK)
+			goto abort;
+		(*n)++;
+	}
+	if ((rc = p->conf.sink.commit(p->conf.sink.ctx, errstr, errlen)) != SFK_OK)
+		*n = 0;
+	else
+		metric_add(p->m_events, (double)*n, entity, "SNAPSHOT");
+	return rc;
+abort:
+	*n = 0;
+	if (p->conf.sink.abort(p->conf.sink.ctx, aerr, sizeof aerr) != SFK_OK)
+		log_error("transaction abort failed error=%s", aerr);
+	return rc;
+}

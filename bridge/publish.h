@@ -88,6 +88,16 @@ void publish_free(struct publisher **p);
 enum sfk_err publish_batch(struct publisher *p, json_t *messages, struct publish_stats *st,
                            char *errstr, size_t errlen);
 
+/*
+ * Entity resync: the REST records (borrowed JSON array) of entity as
+ * SNAPSHOT envelopes (normalize_snapshot) on <prefix>cdc.<entity>, fanned
+ * out per the rules, in ONE transaction. replay_id: the GAP_OVERFLOW event's.
+ * A record without a valid Id is dead-lettered. SFK_OK (committed, *n =
+ * records produced) or an error (aborted).
+ */
+enum sfk_err publish_snapshot(struct publisher *p, const char *entity, int64_t replay_id,
+                              json_t *records, size_t *n, char *errstr, size_t errlen);
+
 /* Last committed replay id of channel, or -1 if none. */
 int64_t publish_checkpoint(const struct publisher *p, const char *channel);
 /* Seed a checkpoint (start-up, from the checkpoint topic). -1 if the table is full. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../bridge/normalize.c"
+#include "jschema.h"
 
 static int64_t clock_42(void *ctx)
 {
@@ -184,6 +185,42 @@ static void bad_inputs_are_permanent_errors(void **state)
 	json_decref(m);
 }
 
+static void snapshot_envelope_follows_the_schema(void **state)
+{
+	(void)state;
+	char err[256], path[4096];
+	const char *d = getenv("SFK_SOURCE_DIR");
+	if (!d || !*d)
+		fail_msg("SFK_SOURCE_DIR is not set (run through ctest, or export the repo root)");
+	snprintf(path, sizeof path, "%s/schemas/event.schema.json", d);
+	struct jschema *s = jschema_load(path, err, sizeof err);
+	assert_non_null(s);
+	json_t *rest = parse("{\"attributes\":{\"type\":\"Lead\"},\"Id\":\"00Q5e00000AbCdEEAV\","
+	                     "\"Company\":\"Acme\",\"Country\":\"France\"}");
+	json_t *env = normalize_snapshot("Lead", rest, 1234, 1700000000000LL, err, sizeof err);
+	assert_non_null(env);
+	json_t *errs = NULL;
+	if (jschema_validate(s, env, &errs) != 0) {
+		char *t = json_dumps(errs, 0);
+		fail_msg("snapshot envelope invalid: %s", t);
+	}
+	assert_string_equal(json_string_value(json_object_get(env, "change_type")), "SNAPSHOT");
+	assert_string_equal(json_string_value(json_object_get(env, "event_id")),
+	                    "Lead:00Q5e00000AbCdEEAV:1234");
+	assert_true(json_is_true(json_object_get(json_object_get(env, "flags"), "resynced")));
+	assert_null(json_object_get(json_object_get(env, "fields"), "attributes"));
+	assert_string_equal(
+	        json_string_value(json_object_get(json_object_get(env, "fields"), "Country")),
+	        "France");
+	json_decref(env);
+	json_object_del(rest, "Id");
+	assert_null(normalize_snapshot("Lead", rest, 1, 1, err, sizeof err));
+	assert_string_equal(err, "snapshot: Lead record without a valid Id");
+	assert_null(normalize_snapshot("Bad Name", rest, 1, 1, err, sizeof err));
+	json_decref(rest);
+	jschema_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +230,7 @@ int main(void)
 	        cmocka_unit_test(merged_records_do_not_share_fields),
 	        cmocka_unit_test(gap_resolution),
 	        cmocka_unit_test(bad_inputs_are_permanent_errors),
+	        cmocka_unit_test(snapshot_envelope_follows_the_schema),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

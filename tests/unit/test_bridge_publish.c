@@ -16,6 +16,7 @@
 #include "../../bridge/fanout.c"
 #include "../../bridge/normalize.c"
 #include "../../bridge/publish.c"
+#include "../../bridge/resync.c"
 
 #define LEAD1 "00Q5e00000AbCdEEAV"
 #define LEAD2 "00Q5e00000AbCdFEAV"
@@ -343,6 +344,56 @@ static void checkpoint_values_round_trip(void **state)
 	assert_int_equal(publish_checkpoint_parse("junk", 4, ch, sizeof ch, &r), -1);
 }
 
+static void snapshot_in_one_transaction(void **state)
+{
+	struct world *w = *state;
+	char err[512];
+	size_t n = 0;
+	json_t *recs = json_loads("[{\"attributes\":{\"type\":\"Lead\"},\"Id\":\"" LEAD1 "\","
+	                          "\"Company\":\"A\"},{\"Company\":\"no id\"},"
+	                          "{\"Id\":\"" LEAD2 "\",\"Company\":\"B\"}]",
+	                          0, NULL);
+	assert_int_equal(publish_snapshot(w->pub, "Lead", 77, recs, &n, err, sizeof err), SFK_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(w->sink.commits, 1);
+	char *s = summary(w->sink.committed);
+	/* SNAPSHOT matches no shipped rule: state only, nothing re-routed */
+	assert_string_equal(s, "sfk.cdc.lead=" LEAD1 " sfk.dlq.bridge=- sfk.cdc.lead=" LEAD2);
+	free(s);
+	json_t *h = json_object_get(json_array_get(w->sink.committed, 0), "headers");
+	assert_string_equal(json_string_value(json_object_get(h, "sfk.change_type")), "SNAPSHOT");
+	assert_string_equal(json_string_value(json_object_get(h, "sfk.event_id")),
+	                    "Lead:" LEAD1 ":77");
+
+	w->sink.fail_produce_at = w->sink.produced + 2;
+	assert_int_equal(publish_snapshot(w->pub, "Lead", 78, recs, &n, err, sizeof err),
+	                 SFK_ERR_KAFKA);
+	assert_int_equal(n, 0);
+	assert_int_equal(w->sink.aborts, 1);
+	assert_int_equal(json_array_size(w->sink.committed), 3);
+	json_decref(recs);
+}
+
+static void resync_select_from_describe(void **state)
+{
+	(void)state;
+	char err[256];
+	json_t *d = json_loads("{\"fields\":[{\"name\":\"Id\",\"type\":\"id\"},"
+	                       "{\"name\":\"Company\",\"type\":\"string\"},"
+	                       "{\"name\":\"Address\",\"type\":\"address\"},"
+	                       "{\"name\":\"Country\",\"type\":\"string\"}]}",
+	                       0, NULL);
+	char *q = resync_soql("Lead", d, err, sizeof err);
+	assert_non_null(q);
+	assert_string_equal(q, "SELECT Id, Company, Country FROM Lead");
+	free(q);
+	json_array_append_new(json_object_get(d, "fields"),
+	                      json_pack("{s:s, s:s}", "name", "Bad'Name", "type", "string"));
+	assert_null(resync_soql("Lead", d, err, sizeof err));
+	assert_null(resync_soql("Lead; DROP", d, err, sizeof err));
+	json_decref(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +403,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(
 	                refetch_failure_aborts_not_found_publishes_unresolved, setup, teardown),
 	        cmocka_unit_test(checkpoint_values_round_trip),
+	        cmocka_unit_test_setup_teardown(snapshot_in_one_transaction, setup, teardown),
+	        cmocka_unit_test(resync_select_from_describe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
