@@ -316,8 +316,8 @@ static int run(struct bridge *b)
 	int rc = 1;
 
 	b->m_resync =
-	        metrics_counter("sfk_bridge_resync_needed_total",
-	                        "GAP_OVERFLOW events: the entity needs a full resync", "object");
+	        metrics_counter("sfk_bridge_resyncs_total",
+	                        "Entity resyncs after GAP_OVERFLOW by outcome", "object,outcome");
 	b->m_batches = metrics_counter("sfk_bridge_batches_total",
 	                               "CometD batches by transaction outcome", "outcome");
 	metrics_register_build_info(SFK_VERSION);
