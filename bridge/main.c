@@ -11,6 +11,7 @@
  */
 #include <curl/curl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,27 @@ static void check_channels(struct config *c, const struct config_entry *e)
 		config_problem(c, e, "channels must start with '/' (e.g. /data/LeadChangeEvent)");
 	if (n > BRIDGE_MAX_CHANNELS)
 		config_problem(c, e, "at most %d channels", BRIDGE_MAX_CHANNELS);
+}
+
+/* Whole-config check: the fan-out rules must load, so --check-config
+ * reports every rule problem (with its JSON path) like any other setting. */
+static void validate(struct config *c, void *ctx)
+{
+	(void)ctx;
+	char err[4096];
+	if (!g_policy || !g_policy_schema || !g_prefix)
+		return; /* already reported as missing */
+	struct fanout *f = fanout_load(g_policy, g_policy_schema, g_prefix, err, sizeof err);
+	if (f) {
+		fanout_free(&f);
+		return;
+	}
+	for (char *line = err, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		config_problem(c, NULL, "fan-out rules: %s", line);
+	}
 }
 
 static const struct config_entry table[] = {
@@ -257,12 +279,18 @@ static enum sfk_err sink_abort(void *ctx, char *e, size_t el)
 	return kafka_producer_txn_abort(ctx, e, el);
 }
 
+/* The client as the admin threads see it: published once created, cleared
+ * before it is freed. */
+static _Atomic(struct cometd *) g_cometd;
+static atomic_int g_standby;
+
 static bool ready_cometd(void *ctx, char *reason, size_t len)
 {
-	struct bridge *b = ctx;
-	if (b->cometd && cometd_ready(b->cometd))
+	(void)ctx;
+	struct cometd *c = atomic_load(&g_cometd);
+	if (c && cometd_ready(c))
 		return true;
-	snprintf(reason, len, b->lease && !b->cometd ? "standby" : "not subscribed to CometD");
+	snprintf(reason, len, atomic_load(&g_standby) ? "standby" : "not subscribed to CometD");
 	return false;
 }
 
@@ -378,8 +406,10 @@ static int run(struct bridge *b)
 			log_error("lease error=%s", err);
 			return 1;
 		}
+		atomic_store(&g_standby, 1);
 		if (lease_wait(b->lease, &g_stop, &fence) != 0)
 			return 0; /* stopped while standby */
+		atomic_store(&g_standby, 0);
 		if (lease_keep_start(b->lease, &g_stop, &g_lease_lost) != 0) {
 			log_error("lease keeper thread failed");
 			return 1;
@@ -446,6 +476,7 @@ static int run(struct bridge *b)
 		log_error("cometd error=%s", err);
 		return 78;
 	}
+	atomic_store(&g_cometd, b->cometd);
 	log_info("bridge running url=%s channels=%s", url, g_channels);
 	for (;;) {
 		enum cometd_outcome o = cometd_run(b->cometd, err, sizeof err);
@@ -466,6 +497,7 @@ static int run(struct bridge *b)
 
 static void shutdown_bridge(struct bridge *b)
 {
+	atomic_store(&g_cometd, NULL);
 	cometd_free(&b->cometd); /* disconnect: stop fetching first */
 	kafka_producer_destroy(&b->producer);
 	lease_free(&b->lease); /* after the last commit: a standby may take over */
@@ -487,6 +519,7 @@ int main(int argc, char **argv)
 
 	log_init("sfk-bridge");
 	struct config *cfg = config_new("sfk-bridge", table, sizeof table / sizeof table[0]);
+	config_set_validator(cfg, validate, NULL);
 	int rc = config_load(cfg, argc, argv);
 	if (rc != CONFIG_RUN) {
 		config_free(&cfg);

@@ -106,10 +106,15 @@ stop_bridge() {
 [ "$("$BIN" --check-config)" = "configuration OK" ] || fail "--check-config"
 printf '{"version":"1","workloads":{"lead.route":{"rules":[{"entity":"Lead","change_types":["NOPE"],"key":{"source":"record_id"}}]}}}' >"$WORK/bad.json"
 set +e
-SFK_WORKLOADS_POLICY="$WORK/bad.json" "$BIN" 2>"$WORK/badpolicy.log" >/dev/null
+SFK_WORKLOADS_POLICY="$WORK/bad.json" "$BIN" --check-config 2>"$WORK/badcheck.log" >/dev/null
 rc=$?
+SFK_WORKLOADS_POLICY="$WORK/bad.json" "$BIN" 2>"$WORK/badpolicy.log" >/dev/null
+rc2=$?
 set -e
-[ $rc -eq 78 ] || fail "bad policy: exit $rc, want 78"
+[ $rc -eq 78 ] || fail "bad policy: --check-config exit $rc, want 78"
+[ $rc2 -eq 78 ] || fail "bad policy: exit $rc2, want 78"
+grep -q 'fan-out rules: .*change_types\[0\]' "$WORK/badcheck.log" ||
+	fail "bad policy: --check-config does not list the rule problem"
 grep -q 'change_types\[0\]' "$WORK/badpolicy.log" || fail "bad policy: no JSON path in the problems"
 grep -q '\$.version' "$WORK/badpolicy.log" || fail "bad policy: version problem not listed"
 pass "--check-config OK; broken fan-out rules rejected with every JSON path (exit 78)"
