@@ -204,6 +204,7 @@ static void snapshot_envelope_follows_the_schema(void **state)
 		char *t = json_dumps(errs, 0);
 		fail_msg("snapshot envelope invalid: %s", t);
 	}
+	json_decref(errs);
 	assert_string_equal(json_string_value(json_object_get(env, "change_type")), "SNAPSHOT");
 	assert_string_equal(json_string_value(json_object_get(env, "event_id")),
 	                    "Lead:00Q5e00000AbCdEEAV:1234");
