@@ -29,7 +29,7 @@ struct publisher {
 	char *prefix, *client_id, *checkpoint_topic, *dlq_topic;
 	struct ckpt ckpts[PUBLISH_MAX_CHANNELS];
 	size_t nckpts;
-	struct metric *m_events, *m_errors, *m_lag, *m_fanout;
+	struct metric *m_events, *m_errors, *m_lag, *m_fanout, *m_ckpt;
 };
 
 static int64_t now_ms(const struct publisher *p)
@@ -59,6 +59,9 @@ struct publisher *publish_new(const struct publish_conf *conf)
 	                        "object,error_type");
 	p->m_lag = metrics_gauge("sfk_cdc_lag_seconds",
 	                         "Commit timestamp to Kafka commit of the newest event", "object");
+	p->m_ckpt = metrics_gauge(
+	        "sfk_bridge_checkpoint_timestamp_seconds",
+	        "Unix time of the last committed checkpoint (age = time() - this)", "channel");
 	p->m_fanout = metrics_counter("sfk_bridge_fanout_records_total",
 	                              "Workload records produced by the fan-out", "workload");
 	return p;
@@ -322,8 +325,10 @@ enum sfk_err publish_batch(struct publisher *p, json_t *messages, struct publish
 	}
 	if ((rc = p->conf.sink.commit(p->conf.sink.ctx, errstr, errlen)) != SFK_OK)
 		goto out; /* commit aborts by itself when it cannot commit (kafka.h) */
-	for (i = 0; i < pd.n; i++)
+	for (i = 0; i < pd.n; i++) {
 		publish_set_checkpoint(p, pd.c[i].channel, pd.c[i].replay_id);
+		metric_set(p->m_ckpt, (double)now / 1000.0, pd.c[i].channel);
+	}
 	json_array_foreach(resyncs, i, m)
 	{
 		const char *entity = json_string_value(json_object_get(m, "entity"));

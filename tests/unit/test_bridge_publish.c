@@ -270,6 +270,8 @@ static void one_transaction_for_a_mixed_batch(void **state)
 	assert_int_equal(publish_checkpoint(w->pub, "/data/Other"), -1);
 	assert_string_equal(w->resynced, "Lead");
 	assert_int_equal(w->resync_replay, 14);
+	/* checkpoint age is observable: time() - this gauge */
+	assert_true(metric_value(w->pub->m_ckpt, "/data/TaskChangeEvent") == 1700000000.0);
 	json_decref(b);
 }
 
