@@ -300,13 +300,21 @@ static int coerce(struct sim *sim, const struct sim_object *obj, const struct si
 {
 	char buf[64];
 	*out = NULL;
+	/* Salesforce stores an empty text value as null. */
+	if (json_is_string(v) && json_string_length(v) == 0 && f->type != SIM_F_BOOLEAN &&
+	    f->type != SIM_F_INT && f->type != SIM_F_DOUBLE && f->type != SIM_F_DATE &&
+	    f->type != SIM_F_DATETIME)
+		v = json_null();
 	if (json_is_null(v)) {
+		if (f->flags & SIM_FF_REQUIRED)
+			return fail(err, 400, "REQUIRED_FIELD_MISSING", f->name,
+			            "Required fields are missing: [%s]", f->name);
 		if (f->type == SIM_F_BOOLEAN) {
 			*out = json_false();
 			return 0;
 		}
-		if (!(f->flags & SIM_FF_NIL) && !(f->flags & SIM_FF_REQUIRED) &&
-		    f->default_value == NULL && strcmp(f->name, "OwnerId") != 0)
+		if (!(f->flags & SIM_FF_NIL) && f->default_value == NULL &&
+		    strcmp(f->name, "OwnerId") != 0)
 			return fail(err, 400, "INVALID_FIELD_FOR_INSERT_UPDATE", f->name,
 			            "%s: field cannot be null", f->name);
 		*out = json_null();

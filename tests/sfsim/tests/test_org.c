@@ -195,6 +195,19 @@ static void system_and_derived_fields(void **state)
 	assert_true(json_is_true(json_object_get(r, "IsClosed")));
 	assert_true(json_is_string(json_object_get(r, "CompletedDateTime")));
 	json_decref(r);
+	/* Required fields cannot be emptied ("" is null in Salesforce). */
+	t = json_pack("{s:n}", "Status");
+	assert_int_equal(org_update(&f->sim, "Task", task, t, "", NULL, &err), -1);
+	assert_string_equal(err.code, "REQUIRED_FIELD_MISSING");
+	json_decref(t);
+	t = json_pack("{s:s}", "Company", "");
+	assert_int_equal(org_update(&f->sim, "Lead", lead, t, "", NULL, &err), -1);
+	assert_string_equal(err.code, "REQUIRED_FIELD_MISSING");
+	assert_string_equal(err.field, "Company");
+	json_decref(t);
+	t = json_pack("{s:s}", "Email", "");
+	assert_int_equal(org_update(&f->sim, "Lead", lead, t, "", NULL, &err), 0);
+	json_decref(t);
 	/* TaskSubtype is create-only. */
 	t = json_pack("{s:s}", "TaskSubtype", "Email");
 	assert_int_equal(org_update(&f->sim, "Task", task, t, "", NULL, &err), -1);
