@@ -563,6 +563,81 @@ static void collections(struct sim *sim, const struct sim_req *req, struct sim_r
 	sim_resp_json(resp, 200, out);
 }
 
+/* GET /composite/sobjects/<T>?ids=a,b&fields=F1,F2: records in request order,
+ * null where an id matches no live record. */
+static void collections_retrieve(struct sim *sim, const struct sim_req *req, struct sim_resp *resp,
+                                 const char *type)
+{
+	const struct sim_object *obj = org_object(type);
+	const char *ids = sim_req_query(req, "ids");
+	const char *fields = sim_req_query(req, "fields");
+	if (!obj || strchr(type, '/')) {
+		not_found(resp);
+		return;
+	}
+	if (!ids || !ids[0] || !fields || !fields[0]) {
+		sim_resp_error(resp, 400, "MALFORMED_QUERY", "ids and fields are required", NULL);
+		return;
+	}
+	/* Resolve the field list first: one bad name fails the request. */
+	json_t *names = json_array();
+	for (const char *p = fields; *p;) {
+		size_t n = strcspn(p, ",");
+		char name[128];
+		snprintf(name, sizeof(name), "%.*s", (int)n, p);
+		p += n;
+		if (*p == ',')
+			p++;
+		if (!name[0])
+			continue;
+		const struct sim_field *f = org_field(obj, name);
+		if (!f) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "No such column '%s' on sobject of type %s",
+			         name, obj->name);
+			json_decref(names);
+			sim_resp_error(resp, 400, "INVALID_FIELD", msg, NULL);
+			return;
+		}
+		json_array_append_new(names, json_string(f->name));
+	}
+	json_t *out = json_array();
+	size_t count = 0;
+	org_lock(sim);
+	for (const char *p = ids; *p;) {
+		size_t n = strcspn(p, ",");
+		char id[64];
+		snprintf(id, sizeof(id), "%.*s", (int)(n < 63 ? n : 63), p);
+		p += n;
+		if (*p == ',')
+			p++;
+		if (++count > 2000)
+			break;
+		json_t *rec = org_lookup_locked(sim, id);
+		if (!rec || json_is_true(json_object_get(rec, "IsDeleted")) ||
+		    org_object_by_prefix(json_string_value(json_object_get(rec, "Id"))) != obj) {
+			json_array_append_new(out, json_null());
+			continue;
+		}
+		const char *rid = json_string_value(json_object_get(rec, "Id"));
+		json_t *r = json_object();
+		json_object_set_new(r, "attributes", attributes(obj->name, req->api_version, rid));
+		size_t i;
+		json_t *nm;
+		json_array_foreach(names, i, nm)
+		{
+			json_t *v = json_object_get(rec, json_string_value(nm));
+			json_object_set_new(r, json_string_value(nm),
+			                    v ? json_deep_copy(v) : json_null());
+		}
+		json_object_set_new(r, "Id", json_string(rid));
+		json_array_append_new(out, r);
+	}
+	org_unlock(sim);
+	json_decref(names);
+	sim_resp_json(resp, 200, out);
+}
+
 /* ---- limits, versions, resources ----------------------------------------------------- */
 
 static void limits(struct sim *sim, const struct sim_req *req, struct sim_resp *resp)
@@ -651,6 +726,10 @@ static void data_handler(struct sim *sim, const struct sim_req *req, struct sim_
 	}
 	if (strcmp(rest, "/composite/sobjects") == 0 || strcmp(rest, "/composite/sobjects/") == 0) {
 		collections(sim, req, resp);
+		return;
+	}
+	if (strncmp(rest, "/composite/sobjects/", 20) == 0 && strcmp(req->method, "GET") == 0) {
+		collections_retrieve(sim, req, resp, rest + 20);
 		return;
 	}
 	if (strcmp(rest, "/limits") == 0 || strcmp(rest, "/limits/") == 0) {

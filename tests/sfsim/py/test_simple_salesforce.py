@@ -416,3 +416,17 @@ def test_collection_delete_and_query_all_sees_deleted(sf, tag):
     again = sf.restful("composite/sobjects", method="DELETE", params={"ids": ids[0]})
     assert again[0]["success"] is False
     assert again[0]["errors"][0]["statusCode"] == "ENTITY_IS_DELETED"
+
+
+def test_collection_retrieve_in_request_order(sf, tag):
+    ids = create_leads(sf, tag, 2)
+    missing = "00Q000000000000AAA"
+    res = sf.restful("composite/sobjects/Lead",
+                     params={"ids": f"{ids[1]},{missing},{ids[0]}",
+                             "fields": "Company,LastName"})
+    assert res[1] is None
+    assert [r["Id"] for r in (res[0], res[2])] == [ids[1], ids[0]]
+    assert res[0]["Company"] == tag and res[0]["attributes"]["type"] == "Lead"
+    with pytest.raises(SalesforceMalformedRequest) as e:
+        sf.restful("composite/sobjects/Lead", params={"ids": ids[0], "fields": "Nope"})
+    assert e.value.content[0]["errorCode"] == "INVALID_FIELD"
