@@ -4,6 +4,7 @@
  * (200..2000, default 2000), query locators kept for a while like Salesforce's
  * server-side cursors.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -166,6 +167,215 @@ void rest_query_fini(struct sim *sim)
 	pthread_mutex_unlock(&loc_lock);
 }
 
+/* ---- candidate narrowing ---------------------------------------------------------------
+ *
+ * soql_run scans every record of the object; with tens of thousands of
+ * records a point query costs milliseconds under the org lock. When the WHERE
+ * clause is a plain AND chain with a conjunct `Field = 'literal'` or
+ * `Field IN ('a', ...)` on a text or id field, the matches are a subset of the
+ * records whose field equals one of the literals (SOQL '=' on text is
+ * case-insensitive; ids compare on their 15-char case-sensitive form), so
+ * soql_run gets only those and still applies the whole query. Anything else
+ * (OR, NOT, grouping parentheses, semi-joins, escapes) scans everything.
+ */
+
+#define NARROW_MAX_TOKENS  256
+#define NARROW_MAX_VALUES  200
+#define NARROW_MAX_LITERAL 256
+
+struct tok {
+	const char *p;
+	size_t n;
+	int str; /* quoted literal: p/n is the inside */
+};
+
+static int tokenize(const char *q, struct tok *t, size_t max, size_t *count)
+{
+	size_t k = 0;
+	const char *p = q;
+	while (*p) {
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+			p++;
+			continue;
+		}
+		if (k >= max)
+			return -1;
+		if (*p == '\'') {
+			const char *start = ++p;
+			while (*p && *p != '\'') {
+				if (*p == '\\')
+					return -1; /* escapes: leave it to the full scan */
+				p++;
+			}
+			if (!*p)
+				return -1;
+			t[k++] = (struct tok){start, (size_t)(p - start), 1};
+			p++;
+			continue;
+		}
+		const char *start = p;
+		if (isalnum((unsigned char)*p) || *p == '_' || *p == '.') {
+			while (isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == ':')
+				p++;
+		} else if ((*p == '!' || *p == '<' || *p == '>') && p[1] == '=') {
+			p += 2;
+		} else {
+			p++;
+		}
+		t[k++] = (struct tok){start, (size_t)(p - start), 0};
+	}
+	*count = k;
+	return 0;
+}
+
+static int is_word(const struct tok *t, const char *w)
+{
+	return !t->str && t->n == strlen(w) && strncasecmp(t->p, w, t->n) == 0;
+}
+
+/* Literal i as the stored form would read: ids in their canonical 18-char
+ * form when valid (a 15-char or any-case 18-char literal names the same
+ * record), text as written. */
+static void literal(const struct sim_field *f, const struct tok *lit, char *out, size_t size)
+{
+	snprintf(out, size, "%.*s", (int)lit->n, lit->p);
+	if (f->type == SIM_F_ID || f->type == SIM_F_REFERENCE) {
+		char id18[SIM_ID_BUF];
+		if (sfid_to18(out, id18) == 0)
+			snprintf(out, size, "%s", id18);
+	}
+}
+
+static int value_matches(const struct sim_field *f, json_t *v, const char *lit)
+{
+	const char *s = json_string_value(v);
+	if (!s)
+		return 0;
+	if (f->type == SIM_F_ID || f->type == SIM_F_REFERENCE)
+		return strncmp(s, lit, 15) == 0;
+	return strcasecmp(s, lit) == 0;
+}
+
+/* 1 if every parenthesis in t[from..to) belongs to an `IN ('a', 'b')` list. */
+static int only_in_lists(const struct tok *t, size_t from, size_t to)
+{
+	for (size_t k = from; k < to; k++) {
+		if (t[k].str || (t[k].p[0] != '(' && t[k].p[0] != ')'))
+			continue;
+		if (t[k].p[0] == ')' || k == from || !is_word(&t[k - 1], "IN"))
+			return 0;
+		/* ( str [, str]* ) */
+		size_t j = k + 1;
+		for (;;) {
+			if (j >= to || !t[j].str)
+				return 0;
+			j++;
+			if (j < to && is_word(&t[j], ","))
+				j++;
+			else
+				break;
+		}
+		if (j >= to || !is_word(&t[j], ")"))
+			return 0;
+		k = j;
+	}
+	return 1;
+}
+
+static json_t *narrow_candidates(struct sim *sim, const char *q, const struct sim_object *obj,
+                                 json_t *records, int all)
+{
+	struct tok t[NARROW_MAX_TOKENS];
+	size_t n, i, w, end;
+
+	if (!obj || json_array_size(records) < 64 || tokenize(q, t, NARROW_MAX_TOKENS, &n) < 0)
+		return NULL;
+	/* SELECT <fields> FROM <obj> WHERE ...: no parentheses before WHERE
+	 * (subqueries, aggregates). */
+	for (i = 0; i < n && !is_word(&t[i], "WHERE"); i++)
+		if (!t[i].str && t[i].p[0] == '(')
+			return NULL;
+	if (i == n)
+		return NULL;
+	w = i + 1;
+	for (end = w; end < n; end++)
+		if (is_word(&t[end], "ORDER") || is_word(&t[end], "LIMIT") ||
+		    is_word(&t[end], "OFFSET") || is_word(&t[end], "GROUP") ||
+		    is_word(&t[end], "FOR") || is_word(&t[end], "WITH") ||
+		    is_word(&t[end], "HAVING"))
+			break;
+	for (i = w; i < end; i++)
+		if (is_word(&t[i], "OR") || is_word(&t[i], "NOT") || is_word(&t[i], "SELECT"))
+			return NULL;
+	if (!only_in_lists(t, w, end))
+		return NULL;
+
+	/* Walk the AND chain; use the first conjunct that narrows. */
+	const struct sim_field *best = NULL;
+	const struct tok *vals[NARROW_MAX_VALUES];
+	size_t nvals = 0;
+	for (i = w; i < end && !best;) {
+		size_t c = i;
+		while (c < end && !is_word(&t[c], "AND"))
+			c++;
+		size_t len = c - i;
+		if (len >= 3 && !t[i].str && !memchr(t[i].p, '.', t[i].n)) {
+			char name[SOQL_MAX_NAME];
+			snprintf(name, sizeof(name), "%.*s", (int)t[i].n, t[i].p);
+			const struct sim_field *f = org_field(obj, name);
+			int text = f && f->type != SIM_F_BOOLEAN && f->type != SIM_F_INT &&
+			           f->type != SIM_F_DOUBLE && f->type != SIM_F_DATE &&
+			           f->type != SIM_F_DATETIME;
+			if (text && len == 3 && is_word(&t[i + 1], "=") && t[i + 2].str) {
+				best = f;
+				vals[nvals++] = &t[i + 2];
+			} else if (text && is_word(&t[i + 1], "IN") && len >= 5 &&
+			           (len - 3) % 2 == 0 && (len - 2) / 2 <= NARROW_MAX_VALUES) {
+				/* only_in_lists checked the shape. */
+				best = f;
+				for (size_t k = i + 3; k < c; k += 2)
+					vals[nvals++] = &t[k];
+			}
+		}
+		i = c + 1;
+	}
+	if (!best)
+		return NULL;
+
+	char lits[NARROW_MAX_VALUES][NARROW_MAX_LITERAL];
+	for (size_t k = 0; k < nvals; k++) {
+		if (vals[k]->n >= NARROW_MAX_LITERAL)
+			return NULL; /* would not compare exactly */
+		literal(best, vals[k], lits[k], sizeof(lits[k]));
+	}
+	json_t *out = json_array();
+	if (best->type == SIM_F_ID) {
+		for (size_t k = 0; k < nvals; k++) {
+			json_t *r = org_lookup_locked(sim, lits[k]);
+			int dup = 0;
+			for (size_t j = 0; j < json_array_size(out); j++)
+				dup |= json_array_get(out, j) == r;
+			if (r && !dup && (all || !json_is_true(json_object_get(r, "IsDeleted"))) &&
+			    org_object_by_prefix(json_string_value(json_object_get(r, "Id"))) ==
+			            obj)
+				json_array_append(out, r);
+		}
+		return out;
+	}
+	size_t k;
+	json_t *r;
+	json_array_foreach(records, k, r)
+	{
+		json_t *v = json_object_get(r, best->name);
+		for (size_t j = 0; j < nvals; j++)
+			if (value_matches(best, v, lits[j])) {
+				json_array_append(out, r);
+				break;
+			}
+	}
+	return out;
+}
+
 /* ---- responses --------------------------------------------------------------------------- */
 
 static size_t batch_size(const struct sim_req *req)
@@ -276,8 +486,12 @@ void rest_query(struct sim *sim, const struct sim_req *req, struct sim_resp *res
 	int all = strstr(req->path, "/queryAll") != NULL;
 	json_t *records = all ? org_all_records_locked(sim, soql_object(sq))
 	                      : org_records_locked(sim, soql_object(sq));
-	json_t *rows = soql_run(sq, records, &env, &total);
+	json_t *narrow =
+	        records ? narrow_candidates(sim, q, org_object(soql_object(sq)), records, all)
+	                : NULL;
+	json_t *rows = soql_run(sq, narrow ? narrow : records, &env, &total);
 	pthread_mutex_unlock(&sim->lock);
+	json_decref(narrow);
 	soql_free(sq);
 
 	size_t batch = batch_size(req);

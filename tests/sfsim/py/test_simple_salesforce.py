@@ -430,3 +430,35 @@ def test_collection_retrieve_in_request_order(sf, tag):
     with pytest.raises(SalesforceMalformedRequest) as e:
         sf.restful("composite/sobjects/Lead", params={"ids": ids[0], "fields": "Nope"})
     assert e.value.content[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_point_queries_agree_with_full_scans(sf, tag):
+    """The sim answers `Field = 'x'` / `Id IN (...)` conjuncts from a narrowed
+    candidate set; wrapping the condition in parentheses forces a full scan.
+    Both must return the same rows."""
+    ids = create_leads(sf, tag, 120)
+    for i, lead in enumerate(ids[:5]):
+        sf.Lead.update(lead, {"Email": f"Point{i}@{tag}.test"})
+    sf.Lead.delete(ids[6])
+    task = sf.Task.create({"WhoId": ids[1], "Subject": "Call"})["id"]
+    conds = [
+        f"Id = '{ids[3]}'",
+        f"Id = '{ids[3][:15]}'",
+        f"Id IN ('{ids[0]}', '{ids[0]}', '{ids[2]}', '{ids[6]}')",
+        f"Email = 'point1@{tag.upper()}.TEST'",
+        f"Company = '{tag}' AND NumberOfEmployees > 100",
+        f"Company = '{tag}' AND Id IN ('{ids[7]}', '{ids[8][:15]}')",
+        f"NumberOfEmployees < 3 AND Company = '{tag}'",
+        f"Email IN ('point0@{tag}.test', 'nobody@x.test')",
+    ]
+    for cond in conds:
+        for query_all in (False, True):
+            fast = sf.query_all(f"SELECT Id FROM Lead WHERE {cond}", include_deleted=query_all)
+            full = sf.query_all(f"SELECT Id FROM Lead WHERE ({cond})",
+                                include_deleted=query_all)
+            assert sorted(r["Id"] for r in fast["records"]) == \
+                sorted(r["Id"] for r in full["records"]), cond
+            assert fast["totalSize"] == full["totalSize"], cond
+    assert sf.query(f"SELECT COUNT() FROM Lead WHERE Company = '{tag}'")["totalSize"] == 119
+    rows = sf.query(f"SELECT Id FROM Task WHERE WhoId = '{ids[1][:15]}'")["records"]
+    assert [r["Id"] for r in rows] == [task]
