@@ -430,8 +430,59 @@ out:
 	free(assertion);
 }
 
+/* GET /id/<orgId>/<userId>: the identity URL of the token response. */
+static void identity_handler(struct sim *sim, const struct sim_req *req, struct sim_resp *resp)
+{
+	char session_user[SIM_ID_BUF], org[SIM_ID_BUF], user[SIM_ID_BUF];
+	const char *p = req->path + strlen("/id/");
+	size_t n = strcspn(p, "/");
+
+	if (sim_req_session(sim, req, session_user) < 0) {
+		sim_resp_text(resp, 403, "text/plain", "Bad_OAuth_Token");
+		return;
+	}
+	if (n >= sizeof(org) || p[n] != '/' || strlen(p + n + 1) >= sizeof(user)) {
+		sim_resp_error(resp, 404, "NOT_FOUND", "The requested resource does not exist",
+		               NULL);
+		return;
+	}
+	snprintf(org, sizeof(org), "%.*s", (int)n, p);
+	snprintf(user, sizeof(user), "%s", p + n + 1);
+	json_t *u = NULL;
+	if (strncmp(org, sim->org_id, 15) == 0) {
+		org_lock(sim);
+		json_t *rec = org_lookup_locked(sim, user);
+		if (rec && strncmp(user, "005", 3) == 0)
+			u = json_deep_copy(rec);
+		pthread_mutex_unlock(&sim->lock);
+	}
+	if (!u) {
+		sim_resp_error(resp, 404, "NOT_FOUND", "The requested resource does not exist",
+		               NULL);
+		return;
+	}
+	char idurl[512], rest[512];
+	const char *uid = json_string_value(json_object_get(u, "Id"));
+	snprintf(idurl, sizeof(idurl), "%s/id/%s/%s", sim->cfg.instance_url, sim->org_id, uid);
+	snprintf(rest, sizeof(rest), "%s/services/data/v{version}/", sim->cfg.instance_url);
+	json_t *out = json_pack(
+	        "{s:s,s:b,s:s,s:s,s:O,s:O,s:O,s:O,s:O,s:O,s:s,s:s,s:{s:s,s:s,s:s}}", "id", idurl,
+	        "asserted_user", strcmp(uid, session_user) == 0, "user_id", uid, "organization_id",
+	        sim->org_id, "username", json_object_get(u, "Username"), "nick_name",
+	        json_object_get(u, "Alias"), "display_name", json_object_get(u, "Name"), "email",
+	        json_object_get(u, "Email"), "active", json_object_get(u, "IsActive"),
+	        "last_modified_date", json_object_get(u, "LastModifiedDate"), "user_type",
+	        "STANDARD", "language", "en_US", "urls", "rest", rest, "query",
+	        "/services/data/v{version}/query/", "sobjects",
+	        "/services/data/v{version}/sobjects/");
+	json_decref(u);
+	sim_resp_json(resp, 200, out);
+}
+
 int auth_routes(struct sim *sim)
 {
-	return sim_route(sim, NULL, "/services/oauth2/token", 0, AUTH_ASSERTION_MAX * 2,
-	                 token_handler, NULL);
+	int rc = sim_route(sim, NULL, "/services/oauth2/token", 0, AUTH_ASSERTION_MAX * 2,
+	                   token_handler, NULL);
+	rc |= sim_route(sim, "GET", "/id", 0, 0, identity_handler, NULL);
+	return rc ? -1 : 0;
 }

@@ -121,6 +121,18 @@ def test_token_response_matches_published_sample(token):
     assert re.fullmatch(re.escape(env("SF_SIM_URL")) + r"/id/00D\w{15}/005\w{15}", token["id"])
 
 
+def test_identity_url_names_the_user(token):
+    r = requests.get(token["id"], headers={"Authorization": "Bearer " + token["access_token"]},
+                     timeout=10)
+    assert r.status_code == 200, r.text
+    me = r.json()
+    assert me["username"] == env("SF_USERNAME")
+    assert token["id"].endswith("/" + me["user_id"])
+    assert me["active"] is True
+    r = requests.get(token["id"], timeout=10)
+    assert r.status_code == 403
+
+
 def test_exp_as_string_and_prn_accepted():
     r = token_request(assertion(exp=str(int(time.time()) + 60)))
     assert r.status_code == 200, r.text
