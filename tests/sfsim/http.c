@@ -460,7 +460,10 @@ int http_start(struct sim *sim, const char *listen, const char *cert_pem, const 
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)p);
-	if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sin.sin_addr) != 1) {
+	const char *ip = host[0] ? host : "0.0.0.0";
+	if (strcmp(ip, "localhost") == 0)
+		ip = "127.0.0.1";
+	if (inet_pton(AF_INET, ip, &sin.sin_addr) != 1) {
 		log_error("bad --listen host value=%s", host);
 		return -1;
 	}
