@@ -16,14 +16,21 @@
 #include "xmem.h"
 
 #define FAULT_PATTERN_MAX 256
+/* 5xx rules a plan may hold ("errors": [...] plus the error_* shorthand). */
+#define FAULT_MAX_RULES 8
+
+struct error_rule {
+	char path[FAULT_PATTERN_MAX]; /* substring of the path; "" = all */
+	double rate;
+	int status;
+};
 
 struct faults {
 	pthread_mutex_t lock;
 	uint64_t rng;
 	long latency_ms;
-	double error_rate;
-	int error_status;
-	char error_paths[FAULT_PATTERN_MAX]; /* substring of the path; "" = all */
+	struct error_rule rules[FAULT_MAX_RULES];
+	size_t nrules;
 	int limit_forced;
 	double lock_rate;
 	double drop_rate;
@@ -35,7 +42,6 @@ int faults_init(struct sim *sim)
 	struct faults *f = xcalloc(1, sizeof(*f));
 	pthread_mutex_init(&f->lock, NULL);
 	f->rng = sim->cfg.seed * 0x2545F4914F6CDD1Dull + 1;
-	f->error_status = 503;
 	sim->faults = f;
 	return 0;
 }
@@ -71,6 +77,61 @@ static int get_rate(json_t *spec, const char *key, double *out, char *errbuf, si
 	return 0;
 }
 
+/* The shorthand error_rate/error_status/error_paths is rule 0, then
+ * "errors": [{"path", "rate", "status"}, ...]; the first match wins. */
+static int parse_rules(json_t *spec, struct faults *n, char *errbuf, size_t errlen)
+{
+	json_t *rules = json_array();
+	json_t *extra = json_object_get(spec, "errors");
+	size_t i;
+	json_t *r;
+	int rc = -1;
+
+	if (json_object_get(spec, "error_rate"))
+		json_array_append_new(rules,
+		                      json_pack("{s:O?,s:O?,s:O?}", "rate",
+		                                json_object_get(spec, "error_rate"), "status",
+		                                json_object_get(spec, "error_status"), "path",
+		                                json_object_get(spec, "error_paths")));
+	if (extra && !json_is_array(extra)) {
+		snprintf(errbuf, errlen, "errors must be an array");
+		goto out;
+	}
+	if (extra)
+		json_array_extend(rules, extra);
+	if (json_array_size(rules) > FAULT_MAX_RULES) {
+		snprintf(errbuf, errlen, "at most %d error rules", FAULT_MAX_RULES);
+		goto out;
+	}
+	json_array_foreach(rules, i, r)
+	{
+		struct error_rule *er = &n->rules[n->nrules];
+		json_t *st = json_object_get(r, "status");
+		json_t *path = json_object_get(r, "path");
+		int bad_status = st && !json_is_null(st) &&
+		                 (!json_is_integer(st) || json_integer_value(st) < 500 ||
+		                  json_integer_value(st) > 599);
+		er->status = 503;
+		if (!json_is_object(r) || get_rate(r, "rate", &er->rate, errbuf, errlen) < 0 ||
+		    bad_status || (path && !json_is_null(path) && !json_is_string(path))) {
+			snprintf(errbuf, errlen,
+			         "error rule %zu: want {\"rate\": 0..1, \"status\": 5xx, \"path\": "
+			         "substring}",
+			         i);
+			goto out;
+		}
+		if (json_is_integer(st))
+			er->status = (int)json_integer_value(st);
+		snprintf(er->path, sizeof(er->path), "%s",
+		         json_is_string(path) ? json_string_value(path) : "");
+		n->nrules++;
+	}
+	rc = 0;
+out:
+	json_decref(rules);
+	return rc;
+}
+
 int faults_set(struct sim *sim, json_t *spec, char *errbuf, size_t errlen)
 {
 	struct faults *f = sim->faults;
@@ -86,9 +147,7 @@ int faults_set(struct sim *sim, json_t *spec, char *errbuf, size_t errlen)
 	n.rng = f->rng;
 	/* A new plan replaces the old one entirely (absent keys = off). */
 	n.latency_ms = 0;
-	n.error_rate = 0;
-	n.error_status = 503;
-	n.error_paths[0] = '\0';
+	n.nrules = 0;
 	n.limit_forced = 0;
 	n.lock_rate = 0;
 	n.drop_rate = 0;
@@ -103,20 +162,11 @@ int faults_set(struct sim *sim, json_t *spec, char *errbuf, size_t errlen)
 		}
 		n.latency_ms = (long)json_integer_value(v);
 	}
-	if (get_rate(spec, "error_rate", &n.error_rate, errbuf, errlen) < 0 ||
-	    get_rate(spec, "lock_rate", &n.lock_rate, errbuf, errlen) < 0 ||
+	if (get_rate(spec, "lock_rate", &n.lock_rate, errbuf, errlen) < 0 ||
 	    get_rate(spec, "drop_rate", &n.drop_rate, errbuf, errlen) < 0)
 		return -1;
-	if ((v = json_object_get(spec, "error_status"))) {
-		if (!json_is_integer(v) || json_integer_value(v) < 500 ||
-		    json_integer_value(v) > 599) {
-			snprintf(errbuf, errlen, "error_status must be 5xx");
-			return -1;
-		}
-		n.error_status = (int)json_integer_value(v);
-	}
-	if ((v = json_object_get(spec, "error_paths")) && json_is_string(v))
-		snprintf(n.error_paths, sizeof(n.error_paths), "%s", json_string_value(v));
+	if (parse_rules(spec, &n, errbuf, errlen) < 0)
+		return -1;
 	if ((v = json_object_get(spec, "drop_paths")) && json_is_string(v))
 		snprintf(n.drop_paths, sizeof(n.drop_paths), "%s", json_string_value(v));
 	n.limit_forced = json_is_true(json_object_get(spec, "request_limit_exceeded"));
@@ -133,9 +183,8 @@ int faults_set(struct sim *sim, json_t *spec, char *errbuf, size_t errlen)
 	pthread_mutex_lock(&f->lock);
 	f->rng = n.rng;
 	f->latency_ms = n.latency_ms;
-	f->error_rate = n.error_rate;
-	f->error_status = n.error_status;
-	memcpy(f->error_paths, n.error_paths, sizeof(f->error_paths));
+	memcpy(f->rules, n.rules, sizeof(f->rules));
+	f->nrules = n.nrules;
 	f->limit_forced = n.limit_forced;
 	f->lock_rate = n.lock_rate;
 	f->drop_rate = n.drop_rate;
@@ -152,13 +201,16 @@ int faults_set(struct sim *sim, json_t *spec, char *errbuf, size_t errlen)
 json_t *faults_get(struct sim *sim)
 {
 	struct faults *f = sim->faults;
+	json_t *rules = json_array();
 	pthread_mutex_lock(&f->lock);
-	json_t *j =
-	        json_pack("{s:I,s:f,s:i,s:s,s:b,s:f,s:f,s:s,s:i}", "latency_ms",
-	                  (json_int_t)f->latency_ms, "error_rate", f->error_rate, "error_status",
-	                  f->error_status, "error_paths", f->error_paths, "request_limit_exceeded",
-	                  f->limit_forced, "lock_rate", f->lock_rate, "drop_rate", f->drop_rate,
-	                  "drop_paths", f->drop_paths, "gap_next", atomic_load(&sim->gap_next));
+	for (size_t i = 0; i < f->nrules; i++)
+		json_array_append_new(rules,
+		                      json_pack("{s:s,s:f,s:i}", "path", f->rules[i].path, "rate",
+		                                f->rules[i].rate, "status", f->rules[i].status));
+	json_t *j = json_pack("{s:I,s:o,s:b,s:f,s:f,s:s,s:i}", "latency_ms",
+	                      (json_int_t)f->latency_ms, "errors", rules, "request_limit_exceeded",
+	                      f->limit_forced, "lock_rate", f->lock_rate, "drop_rate", f->drop_rate,
+	                      "drop_paths", f->drop_paths, "gap_next", atomic_load(&sim->gap_next));
 	pthread_mutex_unlock(&f->lock);
 	return j;
 }
@@ -171,9 +223,15 @@ int faults_before(struct sim *sim, const struct sim_req *req, struct sim_resp *r
 
 	pthread_mutex_lock(&f->lock);
 	latency = f->latency_ms;
-	status = f->error_status;
-	if (f->error_rate > 0 && (!f->error_paths[0] || strstr(req->path, f->error_paths)))
-		error = draw(f) < f->error_rate;
+	status = 503;
+	for (size_t i = 0; i < f->nrules && !error; i++) {
+		const struct error_rule *r = &f->rules[i];
+		if (r->rate > 0 && (!r->path[0] || strstr(req->path, r->path)) &&
+		    draw(f) < r->rate) {
+			error = 1;
+			status = r->status;
+		}
+	}
 	if (!error && f->drop_rate > 0 && (!f->drop_paths[0] || strstr(req->path, f->drop_paths)))
 		drop = draw(f) < f->drop_rate;
 	pthread_mutex_unlock(&f->lock);

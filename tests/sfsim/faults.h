@@ -19,6 +19,7 @@ void faults_fini(struct sim *sim);
 /*
  * Replace the fault plan with spec (borrowed JSON object, see README):
  * {"latency_ms":N, "error_rate":R, "error_status":503, "error_paths":"substring",
+ *  "errors":[{"path":"substring","rate":R,"status":5xx}, ...] (first match wins),
  *  "request_limit_exceeded":bool, "lock_rate":R, "drop_rate":R,
  *  "expire_sessions":true, "forget_cometd_clients":true, "gap_next":N, "seed":N}.
  * One-shot actions (expire/forget/gap) act now. 0, or -1 with errbuf.

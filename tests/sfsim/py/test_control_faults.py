@@ -105,6 +105,24 @@ def test_server_errors_on_matching_paths():
     assert sf.User.describe()["name"] == "User"
 
 
+def test_error_rules_per_path_pattern():
+    sf = client()
+    r = control("POST", "/sim/faults", json={"errors": [
+        {"path": "/limits", "rate": 1.0, "status": 500},
+        {"path": "/query", "rate": 1.0}]})
+    assert r.status_code == 200 and len(r.json()["errors"]) == 2
+    with pytest.raises(SalesforceGeneralError) as e:
+        sf.limits()
+    assert e.value.status == 500
+    assert e.value.content[0]["errorCode"] == "UNKNOWN_EXCEPTION"
+    with pytest.raises(SalesforceGeneralError) as e:
+        sf.query("SELECT Id FROM User LIMIT 1")
+    assert e.value.status == 503
+    assert sf.User.describe()["name"] == "User"
+    r = control("POST", "/sim/faults", json={"errors": [{"path": "/x", "rate": 2}]})
+    assert r.status_code == 400 and r.json()[0]["errorCode"] == "INVALID_FAULT"
+
+
 def test_request_limit_exceeded():
     sf = client()
     control("POST", "/sim/faults", json={"request_limit_exceeded": True})
