@@ -466,15 +466,15 @@ static void identity_handler(struct sim *sim, const struct sim_req *req, struct 
 	snprintf(idurl, sizeof(idurl), "%s/id/%s/%s", sim->cfg.instance_url, sim->org_id, uid);
 	snprintf(rest, sizeof(rest), "%s/services/data/v{version}/", sim->cfg.instance_url);
 	json_t *out = json_pack(
-	        "{s:s,s:b,s:s,s:s,s:O,s:O,s:O,s:O,s:O,s:O,s:s,s:s,s:{s:s,s:s,s:s}}", "id", idurl,
-	        "asserted_user", strcmp(uid, session_user) == 0, "user_id", uid, "organization_id",
-	        sim->org_id, "username", json_object_get(u, "Username"), "nick_name",
-	        json_object_get(u, "Alias"), "display_name", json_object_get(u, "Name"), "email",
-	        json_object_get(u, "Email"), "active", json_object_get(u, "IsActive"),
-	        "last_modified_date", json_object_get(u, "LastModifiedDate"), "user_type",
-	        "STANDARD", "language", "en_US", "urls", "rest", rest, "query",
-	        "/services/data/v{version}/query/", "sobjects",
-	        "/services/data/v{version}/sobjects/");
+	        "{s:s,s:b,s:s,s:s,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:s,s:s,s:{s:s,s:s,s:s}}", "id",
+	        idurl, "asserted_user", strcmp(uid, session_user) == 0, "user_id", uid,
+	        "organization_id", sim->org_id, "username", json_object_get(u, "Username"),
+	        "nick_name", json_object_get(u, "Alias"), "display_name",
+	        json_object_get(u, "Name"), "email", json_object_get(u, "Email"), "active",
+	        json_object_get(u, "IsActive"), "last_modified_date",
+	        json_object_get(u, "LastModifiedDate"), "user_type", "STANDARD", "language",
+	        "en_US", "urls", "rest", rest, "query", "/services/data/v{version}/query/",
+	        "sobjects", "/services/data/v{version}/sobjects/");
 	json_decref(u);
 	sim_resp_json(resp, 200, out);
 }
