@@ -239,6 +239,46 @@ void org_txn_begin(struct sim *sim, struct org_txn *txn, const char *origin, con
 
 /* ---- validation --------------------------------------------------------------------- */
 
+/* Values quoted in messages are cut at this many bytes. */
+#define QUOTE_MAX 200
+
+/* Length of the longest prefix of s (at most max bytes) that does not end
+ * inside a UTF-8 sequence. */
+static size_t utf8_prefix(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+	if (s[n] == '\0')
+		return n;
+	/* Back up over continuation bytes, then drop the lead byte too. */
+	size_t k = n;
+	while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+		k--;
+	return k;
+}
+
+/* Drop a multi-byte character left incomplete at the end of s. */
+static void utf8_trim_end(char *s)
+{
+	size_t n = strlen(s), k = n;
+	while (k > 0 && n - k < 4 && ((unsigned char)s[k - 1] & 0xC0) == 0x80)
+		k--;
+	if (k == 0)
+		return;
+	unsigned char lead = (unsigned char)s[k - 1];
+	size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+	if (n - (k - 1) < want)
+		s[k - 1] = '\0';
+}
+
+/* A copy of s cut at QUOTE_MAX bytes on a character boundary, in buf. */
+static const char *clip(const char *s, char buf[QUOTE_MAX + 1])
+{
+	size_t n = utf8_prefix(s, QUOTE_MAX);
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 static int fail(struct sim_error *err, int status, const char *code, const char *field,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -253,6 +293,8 @@ static int fail(struct sim_error *err, int status, const char *code, const char 
 	va_start(ap, fmt);
 	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
+	/* vsnprintf may have cut a multi-byte character: JSON needs whole ones. */
+	utf8_trim_end(err->message);
 	err->http_status = status;
 	return -1;
 }
@@ -435,6 +477,7 @@ static int coerce(struct sim *sim, const struct sim_object *obj, const struct si
 	}
 	/* Text types. */
 	const char *s;
+	char clipped[QUOTE_MAX + 1];
 	if (json_is_string(v)) {
 		s = json_string_value(v);
 		*out = json_incref(v);
@@ -449,16 +492,21 @@ static int coerce(struct sim *sim, const struct sim_object *obj, const struct si
 		s = json_string_value(*out);
 	}
 	size_t len = json_string_length(*out);
-	if (f->length > 0 && len > (size_t)f->length) {
+	/* Field lengths count characters, not bytes. */
+	size_t chars = 0;
+	for (size_t i = 0; i < len; i++)
+		chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+	if (f->length > 0 && chars > (size_t)f->length) {
 		fail(err, 400, "STRING_TOO_LONG", f->name,
-		     "%s: data value too large: %.200s (max length=%d)", f->label, s, f->length);
+		     "%s: data value too large: %s (max length=%d)", f->label, clip(s, clipped),
+		     f->length);
 		json_decref(*out);
 		*out = NULL;
 		return -1;
 	}
 	if (f->type == SIM_F_EMAIL && len > 0 && !email_ok(s)) {
-		fail(err, 400, "INVALID_EMAIL_ADDRESS", f->name,
-		     "%s: invalid email address: %.200s", f->label, s);
+		fail(err, 400, "INVALID_EMAIL_ADDRESS", f->name, "%s: invalid email address: %s",
+		     f->label, clip(s, clipped));
 		json_decref(*out);
 		*out = NULL;
 		return -1;
@@ -472,7 +520,8 @@ static int coerce(struct sim *sim, const struct sim_object *obj, const struct si
 				found = 1;
 		if (!found) {
 			fail(err, 400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", f->name,
-			     "%s: bad value for restricted picklist field: %.200s", f->label, s);
+			     "%s: bad value for restricted picklist field: %s", f->label,
+			     clip(s, clipped));
 			json_decref(*out);
 			*out = NULL;
 			return -1;

@@ -156,8 +156,24 @@ static void validation_error_codes(void **state)
 	assert_null(create_lead(&f->sim, json, id, &err));
 	assert_string_equal(err.code, "STRING_TOO_LONG");
 	free(json);
-	/* Nothing was written by the failures. */
-	assert_int_equal(json_array_size(f->seen.events), 0);
+	/* Quoted values are cut on a character boundary: the message stays UTF-8. */
+	/* Lengths count characters: 255 euro signs fit, 256 do not. */
+	char euro[3 * 256 + 1] = "";
+	for (int i = 0; i < 255; i++)
+		memcpy(euro + 3 * i, "\xe2\x82\xac", 4);
+	assert_true(asprintf(&json, "{\"LastName\":\"A\",\"Company\":\"%s\"}", euro) > 0);
+	assert_non_null(create_lead(&f->sim, json, id, &err));
+	free(json);
+	memcpy(euro + 3 * 255, "\xe2\x82\xac", 4);
+	assert_true(asprintf(&json, "{\"LastName\":\"A\",\"Company\":\"%s\"}", euro) > 0);
+	assert_null(create_lead(&f->sim, json, id, &err));
+	assert_string_equal(err.code, "STRING_TOO_LONG");
+	json_t *m = json_string(err.message);
+	assert_non_null(m);
+	json_decref(m);
+	free(json);
+	/* Nothing but the one valid lead was written. */
+	assert_int_equal(json_array_size(f->seen.events), 1);
 }
 
 static void system_and_derived_fields(void **state)
