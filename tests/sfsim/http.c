@@ -164,7 +164,14 @@ void sim_resp_error(struct sim_resp *resp, int status, const char *code, const c
 	json_t *e = json_object();
 	if (field && field[0])
 		json_object_set_new(e, "fields", json_pack("[s]", field));
-	json_object_set_new(e, "message", json_string(msg));
+	json_t *m = json_string(msg);
+	if (!m) {
+		/* A message cut mid-character by a fixed buffer: drop the tail. */
+		size_t n = strlen(msg);
+		while (n > 0 && !m)
+			m = json_stringn(msg, --n);
+	}
+	json_object_set_new(e, "message", m ? m : json_string(""));
 	json_object_set_new(e, "errorCode", json_string(code));
 	sim_resp_json(resp, status, json_pack("[o]", e));
 }
