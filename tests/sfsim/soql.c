@@ -948,8 +948,11 @@ static int parse_query(struct parser *p)
 
 	if (expect_kw(p, "SELECT") || parse_select_list(p) || expect_kw(p, "FROM"))
 		return -1;
+	/* Any identifier names the object, reserved word or not: Salesforce
+	 * has objects called Group (queues) and Order.  Only what follows it is
+	 * read as a clause keyword (FROM Group GROUP BY ... stays unsupported). */
 	t = peek(p);
-	if (t->kind != T_IDENT || is_reserved(p, t) || t->len > SOQL_MAX_NAME)
+	if (t->kind != T_IDENT || t->len > SOQL_MAX_NAME)
 		return unexpected(p, t);
 	q->object = xstrndup(p->s + t->pos, t->len);
 	q->object_pos = t->pos;

@@ -36,6 +36,9 @@ static const struct {
         {"Lead", "OwnerId", SOQL_T_ID},
         {"User", "Id", SOQL_T_ID},
         {"User", "Name", SOQL_T_STRING},
+        {"Group", "Id", SOQL_T_ID},
+        {"Group", "Name", SOQL_T_STRING},
+        {"Group", "Type", SOQL_T_STRING},
 };
 
 static int put(char *dst, size_t size, const char *src)
@@ -51,6 +54,8 @@ static int schema_object(void *ctx, const char *name, char *canon, size_t size)
 		return put(canon, size, "Lead");
 	if (strcasecmp(name, "User") == 0)
 		return put(canon, size, "User");
+	if (strcasecmp(name, "Group") == 0)
+		return put(canon, size, "Group");
 	return -1;
 }
 
@@ -111,7 +116,13 @@ static const char leads_json[] =
 static const char users_json[] = "[{\"Id\":\"005000000000001AAA\",\"Name\":\"Owner One\"},"
                                  " {\"Id\":\"005000000000002AAA\",\"Name\":\"Owner Two\"}]";
 
-static json_t *leads, *users;
+/* Group holds queues (Type 'Queue') next to public groups ('Regular'). */
+static const char groups_json[] =
+        "[{\"Id\":\"00G000000000001AAA\",\"Name\":\"Inbound Queue\",\"Type\":\"Queue\"},"
+        " {\"Id\":\"00G000000000002AAA\",\"Name\":\"All Sales\",\"Type\":\"Regular\"},"
+        " {\"Id\":\"00G000000000003AAA\",\"Name\":\"Partner Queue\",\"Type\":\"Queue\"}]";
+
+static json_t *leads, *users, *groups;
 
 static json_t *lookup(void *ctx, const char *object, const char *id)
 {
@@ -132,18 +143,20 @@ static int setup(void **state)
 {
 	leads = json_loads(leads_json, 0, NULL);
 	users = json_loads(users_json, 0, NULL);
-	return leads == NULL || users == NULL ? -1 : 0;
+	groups = json_loads(groups_json, 0, NULL);
+	return leads == NULL || users == NULL || groups == NULL ? -1 : 0;
 }
 
 static int teardown(void **state)
 {
 	json_decref(leads);
 	json_decref(users);
+	json_decref(groups);
 	return 0;
 }
 
-/* Run a query that must succeed; new reference to the records array. */
-static json_t *run_at(const char *soql, time_t now, size_t *total)
+/* Run a query over rows that must succeed; new reference to the records array. */
+static json_t *run_rows(const char *soql, json_t *rows, time_t now, size_t *total)
 {
 	struct soql_env env = {now, lookup, NULL, "/services/data/v60.0"};
 	struct soql_error err;
@@ -156,7 +169,7 @@ static json_t *run_at(const char *soql, time_t now, size_t *total)
 		fail_msg("parse '%s': %s %s", soql, err.code, err.message);
 	if (soql_bind(q, &schema, NULL, &err))
 		fail_msg("bind '%s': %s %s", soql, err.code, err.message);
-	out = soql_run(q, leads, &env, &t);
+	out = soql_run(q, rows, &env, &t);
 	assert_non_null(out);
 	if (!soql_is_count(q))
 		assert_int_equal(json_array_size(out), t);
@@ -164,6 +177,12 @@ static json_t *run_at(const char *soql, time_t now, size_t *total)
 		*total = t;
 	soql_free(q);
 	return out;
+}
+
+/* Run a query over the Leads that must succeed; new reference. */
+static json_t *run_at(const char *soql, time_t now, size_t *total)
+{
+	return run_rows(soql, leads, now, total);
 }
 
 /* First word of each returned Name, comma-joined ("Ada,Bob"). */
@@ -625,6 +644,51 @@ static void test_alias(void **state)
 	json_decref(out);
 }
 
+/* Reserved words are object names after FROM (Group holds the queues,
+ * Order is a standard object); after the object they are clause keywords. */
+static void test_reserved_word_objects(void **state)
+{
+	json_t *out;
+	size_t total;
+
+	out = run_rows("SELECT Id, Name FROM Group WHERE Type = 'Queue' ORDER BY Name", groups, NOW,
+	               &total);
+	assert_int_equal(total, 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(out, 0), "Name")),
+	                    "Inbound Queue");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(out, 1), "Id")),
+	                    "00G000000000003AAA");
+	assert_string_equal(json_string_value(json_object_get(
+	                            json_object_get(json_array_get(out, 0), "attributes"), "type")),
+	                    "Group");
+	json_decref(out);
+
+	/* any case, with an alias, a count */
+	out = run_rows("select name from group g where g.type = 'Regular'", groups, NOW, &total);
+	assert_int_equal(total, 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(out, 0), "Name")),
+	                    "All Sales");
+	json_decref(out);
+	out = run_rows("SELECT COUNT() FROM Group LIMIT 2", groups, NOW, &total);
+	assert_int_equal(total, 2);
+	json_decref(out);
+
+	/* Parsed as an object: the error is the bind's, not MALFORMED_QUERY. */
+	expect_error("SELECT Id FROM Order", "INVALID_TYPE", 1, 16,
+	             "sObject type 'Order' is not supported.");
+	expect_error("SELECT Id FROM Limit WHERE Id = null", "INVALID_TYPE", 1, 16,
+	             "sObject type 'Limit' is not supported.");
+	/* GROUP BY stays unsupported, after any object */
+	expect_error("SELECT Id FROM Group GROUP BY Name", "MALFORMED_QUERY", 1, 22,
+	             "unexpected token: 'GROUP'");
+	expect_error("SELECT Type FROM Group g GROUP BY Type", "MALFORMED_QUERY", 1, 26,
+	             "unexpected token: 'GROUP'");
+	/* FROM still needs an identifier */
+	expect_error("SELECT Id FROM 'Group'", "MALFORMED_QUERY", 1, 16,
+	             "unexpected token: ''Group''");
+	expect_error("SELECT Id FROM", "MALFORMED_QUERY", 1, 15, "unexpected token: '<EOF>'");
+}
+
 static void test_malformed(void **state)
 {
 	/* Message shape as Salesforce sends it: snippet, caret, position, reason. */
@@ -845,6 +909,7 @@ int main(void)
 	        cmocka_unit_test(test_ids),
 	        cmocka_unit_test(test_relationship),
 	        cmocka_unit_test(test_alias),
+	        cmocka_unit_test(test_reserved_word_objects),
 	        cmocka_unit_test(test_malformed),
 	        cmocka_unit_test(test_unknown_names),
 	        cmocka_unit_test(test_snippet_window),
