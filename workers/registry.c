@@ -1,0 +1,22 @@
+/*
+ * registry.c - the workloads sfk-worker can run (--workload <id>).
+ * One line per workload: declare its ops and list it in workload_registry.
+ */
+#include <string.h>
+
+#include "workload.h"
+
+extern const struct workload_ops route_ops;
+
+const struct workload_ops *const workload_registry[] = {
+        &route_ops,
+        NULL,
+};
+
+const struct workload_ops *workload_find(const char *id)
+{
+	for (size_t i = 0; id && workload_registry[i]; i++)
+		if (strcmp(workload_registry[i]->id, id) == 0)
+			return workload_registry[i];
+	return NULL;
+}
