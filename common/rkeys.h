@@ -27,15 +27,25 @@
  *     value   integer (INCR); TTL: until the end of that day plus a margin
  *     owner   the lead.route workload: same input + policy + pointer state = same owner.
  *
- * sfk:ttfr:<lead id>  - earliest first response seen for a Lead (proposed)
- *     value   "<epoch ms>|<source>|<user id>", replaced only by an earlier one (Lua compare)
- *     TTL     >= the topic's retention
- *     owner   the lead.first_touch_detect workload; <lead id> is the 18-char id (sfid_to18).
+ * sfk:ttfr:<lead id>  - earliest first response seen for a Lead
+ *     value   "<epoch ms>|<source>|<user id>|<record id>" (source Task or EmailMessage; user
+ *             and record id may be empty), replaced only by a strictly earlier one (Lua min
+ *             over the stored value, the batch's earliest and Salesforce's First_Response_At__c)
+ *     TTL     SFK_TTFR_KEY_TTL (default 30 d, >= the topic's retention), refreshed on update
+ *     owner   workers/first_touch.c; <lead id> is the 18-char id (sfid_to18). A response
+ *             seen before its Lead waits here until the Lead's CREATE resolves it.
  *
  * sfk:lease:bridge  - bridge leadership lease (one active bridge, hot standby) (proposed)
  *     value   "<fencing token>:<owner token>", renewed by the active bridge
  *     TTL     the lease, a few seconds
  * sfk:lease:bridge:fence  - fencing token counter (INCR on every new lease); no TTL
+ *
+ * sfk:tpl:sent:<lead id>  - outreach.template_suggest's send guard (one email per Lead)
+ *     value   the decision id that sends; SET NX before the Simple Email Action, so two
+ *             replicas or a redelivery never both send (Template_Applied__c is the durable
+ *             record in Salesforce)
+ *     TTL     SFK_TEMPLATE_SENT_TTL (default 30 d)
+ *     owner   workers/template.c; <lead id> is the 18-char id.
  *
  * "(proposed)": no code writes the key yet; its owner settles the format and
  * updates this entry.
@@ -49,5 +59,6 @@
 #define RKEY_RR           "sfk:rr:"
 #define RKEY_TTFR         "sfk:ttfr:"
 #define RKEY_LEASE_BRIDGE "sfk:lease:bridge"
+#define RKEY_TPL_SENT     "sfk:tpl:sent:"
 
 #endif

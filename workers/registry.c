@@ -7,9 +7,11 @@
 #include "workload.h"
 
 extern const struct workload_ops route_ops;
+extern const struct workload_ops first_touch_ops;
 
 const struct workload_ops *const workload_registry[] = {
         &route_ops,
+        &first_touch_ops,
         NULL,
 };
 
