@@ -1,0 +1,756 @@
+/*
+ * route.c - lead.route: routing policy evaluation, Redis weighted round robin,
+ * and the workload ops (see route.h, workers/README.md).
+ */
+#include "route.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "redis.h"
+#include "rkeys.h"
+#include "sfid.h"
+#include "workload.h"
+#include "xmem.h"
+
+#define ROUTE_MEMO_TTL_S (8 * 24 * 3600) /* >= topic retention: same lead, same owner */
+#define ROUTE_CAP_TTL_S  (2 * 24 * 3600) /* a day's cap counter, plus a margin */
+#define ROUTE_KEY_MAX    512
+
+struct segment {
+	char name[ROUTE_NAME_MAX];
+	long long min, max; /* max < 0: unbounded */
+};
+
+struct country {
+	char *name; /* as written in the policy */
+	const char *region;
+};
+
+struct route_policy {
+	char version[ROUTE_NAME_MAX];
+	struct segment *segments;
+	size_t nsegments;
+	char (*regions)[ROUTE_NAME_MAX];
+	size_t nregions;
+	struct country *countries;
+	size_t ncountries;
+	struct route_pool *pools;
+	size_t npools;
+	char **priority;
+	size_t npriority;
+	char fallback_queue[19];
+	json_t *region_queues; /* object region -> queue id (owned) */
+	char **unassigned;
+	size_t nunassigned;
+	int leave_user_owned;
+	json_t *sla; /* object (owned) */
+};
+
+/* ---- loading ------------------------------------------------------------- */
+
+static void add_problem(json_t **problems, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+static void add_problem(json_t **problems, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (!*problems)
+		*problems = json_array();
+	json_array_append_new(*problems, json_string(buf));
+}
+
+void route_policy_free(struct route_policy *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->ncountries; i++)
+		free(p->countries[i].name);
+	for (size_t i = 0; i < p->npools; i++) {
+		free(p->pools[i].members);
+		free(p->pools[i].seq);
+	}
+	for (size_t i = 0; i < p->npriority; i++)
+		free(p->priority[i]);
+	for (size_t i = 0; i < p->nunassigned; i++)
+		free(p->unassigned[i]);
+	free(p->segments);
+	free(p->regions);
+	free(p->countries);
+	free(p->pools);
+	free(p->priority);
+	free(p->unassigned);
+	json_decref(p->region_queues);
+	json_decref(p->sla);
+	free(p);
+}
+
+/* Smooth weighted round robin (nginx): interleaves, so after any prefix each
+ * member's count is within 1 of its weighted share. */
+static void build_seq(struct route_pool *pool)
+{
+	long total = 0;
+	long *cur = xcalloc(pool->nmembers, sizeof *cur);
+
+	for (size_t i = 0; i < pool->nmembers; i++)
+		total += pool->members[i].weight;
+	pool->nseq = (size_t)total;
+	pool->seq = xcalloc(pool->nseq, sizeof *pool->seq);
+	for (size_t s = 0; s < pool->nseq; s++) {
+		size_t best = 0;
+		for (size_t i = 0; i < pool->nmembers; i++) {
+			cur[i] += pool->members[i].weight;
+			if (cur[i] > cur[best])
+				best = i;
+		}
+		cur[best] -= total;
+		pool->seq[s] = (int)best;
+	}
+	free(cur);
+}
+
+static int region_index(const struct route_policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->nregions; i++)
+		if (strcmp(p->regions[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int segment_index(const struct route_policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->nsegments; i++)
+		if (strcmp(p->segments[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+struct route_policy *route_policy_from_json(json_t *doc, const struct jschema *schema,
+                                            json_t **problems)
+{
+	struct route_policy *p;
+	json_t *errs = NULL, *v, *arr;
+	const char *key;
+	size_t i, j;
+
+	*problems = NULL;
+	if (jschema_validate(schema, doc, &errs) > 0) {
+		*problems = errs;
+		return NULL;
+	}
+	json_decref(errs);
+	p = xcalloc(1, sizeof *p);
+	snprintf(p->version, sizeof p->version, "%s",
+	         json_string_value(json_object_get(doc, "version")));
+
+	arr = json_object_get(doc, "segments");
+	p->nsegments = json_array_size(arr);
+	p->segments = xcalloc(p->nsegments, sizeof *p->segments);
+	json_array_foreach(arr, i, v)
+	{
+		struct segment *s = &p->segments[i];
+		json_t *mn = json_object_get(v, "min_employees"),
+		       *mx = json_object_get(v, "max_employees");
+		snprintf(s->name, sizeof s->name, "%s",
+		         json_string_value(json_object_get(v, "name")));
+		s->min = mn ? json_integer_value(mn) : 0;
+		s->max = mx ? json_integer_value(mx) : -1;
+		if (s->max >= 0 && s->max < s->min)
+			add_problem(problems,
+			            "$.segments[%zu].max_employees: %lld is less than "
+			            "min_employees %lld",
+			            i, s->max, s->min);
+		if (i > 0) {
+			const struct segment *prev = &p->segments[i - 1];
+			if (prev->max < 0 || s->min <= prev->max)
+				add_problem(problems,
+				            "$.segments[%zu].min_employees: overlaps segment %s "
+				            "(ranges must ascend and be disjoint)",
+				            i, prev->name);
+		}
+		if (segment_index(p, s->name) != (int)i)
+			add_problem(problems, "$.segments[%zu].name: duplicate segment %s", i,
+			            s->name);
+	}
+
+	arr = json_object_get(doc, "regions");
+	p->nregions = json_object_size(arr);
+	p->regions = xcalloc(p->nregions, sizeof *p->regions);
+	i = 0;
+	json_object_foreach(arr, key, v)
+	{
+		snprintf(p->regions[i], sizeof p->regions[i], "%s", key);
+		p->ncountries += json_array_size(v);
+		i++;
+	}
+	p->countries = xcalloc(p->ncountries + 1, sizeof *p->countries);
+	p->ncountries = 0;
+	i = 0;
+	json_object_foreach(arr, key, v)
+	{
+		json_t *c;
+		json_array_foreach(v, j, c)
+		{
+			const char *name = json_string_value(c);
+			for (size_t k = 0; k < p->ncountries; k++)
+				if (strcasecmp(p->countries[k].name, name) == 0)
+					add_problem(
+					        problems,
+					        "$.regions.%s[%zu]: \"%s\" is already in region %s",
+					        key, j, name, p->countries[k].region);
+			p->countries[p->ncountries].name = xstrdup(name);
+			p->countries[p->ncountries].region = p->regions[i];
+			p->ncountries++;
+		}
+		i++;
+	}
+
+	arr = json_object_get(doc, "pools");
+	p->npools = json_array_size(arr);
+	p->pools = xcalloc(p->npools + 1, sizeof *p->pools);
+	json_array_foreach(arr, i, v)
+	{
+		struct route_pool *pool = &p->pools[i];
+		json_t *members = json_object_get(v, "members"), *m;
+		snprintf(pool->id, sizeof pool->id, "%s",
+		         json_string_value(json_object_get(v, "id")));
+		snprintf(pool->segment, sizeof pool->segment, "%s",
+		         json_string_value(json_object_get(v, "segment")));
+		snprintf(pool->region, sizeof pool->region, "%s",
+		         json_string_value(json_object_get(v, "region")));
+		if (segment_index(p, pool->segment) < 0)
+			add_problem(problems,
+			            "$.pools[%zu].segment: \"%s\" is not a defined segment", i,
+			            pool->segment);
+		if (region_index(p, pool->region) < 0)
+			add_problem(problems, "$.pools[%zu].region: \"%s\" is not a defined region",
+			            i, pool->region);
+		for (j = 0; j < i; j++) {
+			if (strcmp(p->pools[j].id, pool->id) == 0)
+				add_problem(problems, "$.pools[%zu].id: duplicate pool id %s", i,
+				            pool->id);
+			if (strcmp(p->pools[j].segment, pool->segment) == 0 &&
+			    strcmp(p->pools[j].region, pool->region) == 0)
+				add_problem(
+				        problems,
+				        "$.pools[%zu]: second pool for %s/%s (first: $.pools[%zu])",
+				        i, pool->segment, pool->region, j);
+		}
+		pool->nmembers = json_array_size(members);
+		pool->members = xcalloc(pool->nmembers, sizeof *pool->members);
+		json_array_foreach(members, j, m)
+		{
+			struct route_member *mb = &pool->members[j];
+			json_t *w = json_object_get(m, "weight"),
+			       *cap = json_object_get(m, "daily_cap");
+			const char *id = json_string_value(json_object_get(m, "owner_id"));
+			if (!sfid_valid(id) || sfid_to18(id, mb->owner_id) != 0)
+				add_problem(problems,
+				            "$.pools[%zu].members[%zu].owner_id: \"%s\" is not a "
+				            "valid id (checksum)",
+				            i, j, id);
+			mb->weight = w ? (int)json_integer_value(w) : 1;
+			mb->daily_cap = cap ? json_integer_value(cap) : 0;
+		}
+		build_seq(pool);
+	}
+
+	arr = json_object_get(doc, "priority_industries");
+	p->npriority = json_array_size(arr);
+	p->priority = xcalloc(p->npriority + 1, sizeof *p->priority);
+	json_array_foreach(arr, i, v) p->priority[i] = xstrdup(json_string_value(v));
+
+	{
+		const char *fq = json_string_value(json_object_get(doc, "fallback_queue"));
+		if (!sfid_valid(fq) || sfid_to18(fq, p->fallback_queue) != 0)
+			add_problem(problems,
+			            "$.fallback_queue: \"%s\" is not a valid id (checksum)", fq);
+	}
+	p->region_queues = json_object_get(doc, "region_queues");
+	p->region_queues = p->region_queues ? json_deep_copy(p->region_queues) : json_object();
+	json_object_foreach(p->region_queues, key, v)
+	{
+		if (region_index(p, key) < 0)
+			add_problem(problems, "$.region_queues.%s: not a defined region", key);
+		if (!sfid_valid(json_string_value(v)))
+			add_problem(problems, "$.region_queues.%s: not a valid id (checksum)", key);
+	}
+	arr = json_object_get(doc, "unassigned_owners");
+	p->nunassigned = json_array_size(arr);
+	p->unassigned = xcalloc(p->nunassigned + 1, sizeof *p->unassigned);
+	json_array_foreach(arr, i, v) p->unassigned[i] = xstrdup(json_string_value(v));
+	v = json_object_get(doc, "leave_user_owned");
+	p->leave_user_owned = v ? json_is_true(v) : 1;
+	p->sla = json_object_get(doc, "sla_minutes");
+	p->sla = p->sla ? json_deep_copy(p->sla) : json_object();
+	json_object_foreach(p->sla, key, v) if (strcmp(key, "default") != 0 &&
+	                                        strcmp(key, "priority") != 0 &&
+	                                        segment_index(p, key) < 0)
+	        add_problem(problems,
+	                    "$.sla_minutes.%s: not a segment name, \"default\" or \"priority\"",
+	                    key);
+
+	if (*problems) {
+		route_policy_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+struct route_policy *route_policy_load(const char *policy_path, const char *schema_path,
+                                       json_t **problems)
+{
+	char err[512];
+	json_error_t jerr;
+	struct jschema *s;
+	json_t *doc;
+	struct route_policy *p = NULL;
+
+	*problems = NULL;
+	s = jschema_load(schema_path, err, sizeof err);
+	if (!s) {
+		add_problem(problems, "%s: %s", schema_path, err);
+		return NULL;
+	}
+	doc = json_load_file(policy_path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc)
+		add_problem(problems, "%s:%d:%d: %s", policy_path, jerr.line, jerr.column,
+		            jerr.text);
+	else
+		p = route_policy_from_json(doc, s, problems);
+	json_decref(doc);
+	jschema_free(s);
+	return p;
+}
+
+const char *route_policy_version(const struct route_policy *p)
+{
+	return p->version;
+}
+
+size_t route_npools(const struct route_policy *p)
+{
+	return p->npools;
+}
+
+const struct route_pool *route_pool_at(const struct route_policy *p, size_t i)
+{
+	return i < p->npools ? &p->pools[i] : NULL;
+}
+
+/* ---- pure evaluation ----------------------------------------------------- */
+
+const char *route_segment(const struct route_policy *p, long long employees)
+{
+	for (size_t i = 0; i < p->nsegments; i++)
+		if (employees >= p->segments[i].min &&
+		    (p->segments[i].max < 0 || employees <= p->segments[i].max))
+			return p->segments[i].name;
+	return NULL;
+}
+
+const char *route_region(const struct route_policy *p, const char *country)
+{
+	char buf[128];
+	size_t a = 0, b;
+
+	if (!country)
+		return NULL;
+	/* trim */
+	while (country[a] && isspace((unsigned char)country[a]))
+		a++;
+	b = strlen(country);
+	while (b > a && isspace((unsigned char)country[b - 1]))
+		b--;
+	if (b - a == 0 || b - a >= sizeof buf)
+		return NULL;
+	memcpy(buf, country + a, b - a);
+	buf[b - a] = '\0';
+	for (size_t i = 0; i < p->ncountries; i++)
+		if (strcasecmp(p->countries[i].name, buf) == 0)
+			return p->countries[i].region;
+	return NULL;
+}
+
+const char *route_fallback_queue(const struct route_policy *p, const char *region)
+{
+	const char *q =
+	        region ? json_string_value(json_object_get(p->region_queues, region)) : NULL;
+	return q ? q : p->fallback_queue;
+}
+
+static long sla_for(const struct route_policy *p, const char *segment, int priority)
+{
+	json_t *v = NULL;
+	if (priority)
+		v = json_object_get(p->sla, "priority");
+	if (!v && segment)
+		v = json_object_get(p->sla, segment);
+	if (!v)
+		v = json_object_get(p->sla, "default");
+	return v ? (long)json_integer_value(v) : 60;
+}
+
+void route_evaluate(const struct route_policy *p, const struct route_input *in,
+                    struct route_eval *out)
+{
+	memset(out, 0, sizeof *out);
+	for (size_t i = 0; in->industry && i < p->npriority; i++)
+		if (strcasecmp(p->priority[i], in->industry) == 0)
+			out->priority = 1;
+	out->segment =
+	        in->has_employees && in->employees >= 0 ? route_segment(p, in->employees) : NULL;
+	out->region = route_region(p, in->country);
+	out->sla_minutes = sla_for(p, out->segment, out->priority);
+
+	if (p->leave_user_owned && in->owner_id && strncmp(in->owner_id, "005", 3) == 0) {
+		int unassigned = 0;
+		for (size_t i = 0; i < p->nunassigned; i++)
+			unassigned |= sfid_equal(p->unassigned[i], in->owner_id);
+		if (!unassigned) {
+			out->skip = 1;
+			snprintf(out->reason_path, sizeof out->reason_path, "skip.user_owned");
+			snprintf(out->reason, sizeof out->reason,
+			         "Lead is already owned by a user; the policy leaves it alone.");
+			out->confidence = 1.0;
+			return;
+		}
+	}
+	if (!out->segment) {
+		out->queue = p->fallback_queue;
+		snprintf(out->reason_path, sizeof out->reason_path, "fallback.missing_employees");
+		snprintf(out->reason, sizeof out->reason,
+		         "NumberOfEmployees is missing: routed to the fallback queue.");
+		out->confidence = 0.5;
+		return;
+	}
+	if (!out->region) {
+		out->queue = p->fallback_queue;
+		snprintf(out->reason_path, sizeof out->reason_path, "fallback.%s",
+		         in->country && *in->country ? "unknown_country" : "missing_country");
+		snprintf(out->reason, sizeof out->reason,
+		         "Country %s: routed to the fallback queue.",
+		         in->country && *in->country ? "is not in any region" : "is missing");
+		out->confidence = 0.5;
+		return;
+	}
+	for (size_t i = 0; i < p->npools; i++)
+		if (strcmp(p->pools[i].segment, out->segment) == 0 &&
+		    strcmp(p->pools[i].region, out->region) == 0)
+			out->pool = &p->pools[i];
+	if (!out->pool) {
+		out->queue = route_fallback_queue(p, out->region);
+		snprintf(out->reason_path, sizeof out->reason_path, "fallback.no_pool.%s.%s",
+		         out->segment, out->region);
+		snprintf(out->reason, sizeof out->reason,
+		         "No owner pool for %s in %s: routed to the region's queue.", out->segment,
+		         out->region);
+		out->confidence = 0.7;
+		return;
+	}
+	snprintf(out->reason_path, sizeof out->reason_path, "pool.%s", out->pool->id);
+	snprintf(out->reason, sizeof out->reason,
+	         "%s lead (%lld employees) in %s%s: weighted round robin in pool %s.", out->segment,
+	         in->employees, out->region, out->priority ? ", priority industry" : "",
+	         out->pool->id);
+	out->confidence = 0.9;
+}
+
+int route_rr_pick(const struct route_pool *pool, uint64_t *pointer, long long *counts)
+{
+	for (size_t i = 0; i < pool->nseq; i++) {
+		int m = pool->seq[(*pointer)++ % pool->nseq];
+		long long cap = pool->members[m].daily_cap;
+		if (cap > 0 && counts[m] >= cap)
+			continue;
+		counts[m]++;
+		return m;
+	}
+	return -1;
+}
+
+/* ---- Redis round robin --------------------------------------------------- */
+
+/* KEYS[1] pointer, KEYS[2] per-lead memo; ARGV[1] cap key prefix, ARGV[2]
+ * memo TTL, ARGV[3] cap TTL, ARGV[4] n, ARGV[5..4+n] owners in sequence order,
+ * ARGV[5+n..4+2n] their daily caps (0 = none). Mirrors route_rr_pick. The cap
+ * keys are derived inside (single Redis, not Cluster). */
+static struct redis_script rr_script =
+        REDIS_SCRIPT("local prev = redis.call('GET', KEYS[2])\n"
+                     "if prev then return prev end\n"
+                     "local n = tonumber(ARGV[4])\n"
+                     "for i = 1, n do\n"
+                     "  local p = redis.call('INCR', KEYS[1]) - 1\n"
+                     "  local k = (p % n) + 1\n"
+                     "  local owner = ARGV[4 + k]\n"
+                     "  local cap = tonumber(ARGV[4 + n + k])\n"
+                     "  local take = true\n"
+                     "  if cap > 0 then\n"
+                     "    local ck = ARGV[1] .. owner\n"
+                     "    local c = tonumber(redis.call('GET', ck) or '0')\n"
+                     "    if c >= cap then take = false else\n"
+                     "      redis.call('INCR', ck)\n"
+                     "      redis.call('EXPIRE', ck, ARGV[3])\n"
+                     "    end\n"
+                     "  end\n"
+                     "  if take then\n"
+                     "    redis.call('SET', KEYS[2], owner, 'EX', ARGV[2])\n"
+                     "    return owner\n"
+                     "  end\n"
+                     "end\n"
+                     "return ''\n");
+
+/* Owner for the lead from the pool: "" when exhausted. SFK_ERR_REDIS on failure. */
+static enum sfk_err rr_redis(struct redis *r, const struct route_policy *p,
+                             const struct route_pool *pool, const char *lead18, int64_t now_ms,
+                             char owner[19])
+{
+	char k1[ROUTE_KEY_MAX], k2[ROUTE_KEY_MAX], capk[ROUTE_KEY_MAX], day[16], n[16];
+	char memo_ttl[24], cap_ttl[24];
+	const char *keys[2] = {k1, k2};
+	size_t nargs = 4 + 2 * pool->nseq;
+	const char **args = xcalloc(nargs, sizeof *args);
+	char(*caps)[24] = xcalloc(pool->nseq, sizeof *caps);
+	time_t t = (time_t)(now_ms / 1000);
+	struct tm tm;
+	redisReply *rep;
+	enum sfk_err rc = SFK_OK;
+
+	gmtime_r(&t, &tm);
+	strftime(day, sizeof day, "%Y-%m-%d", &tm);
+	snprintf(k1, sizeof k1, RKEY_RR "%s:%s", p->version, pool->id);
+	snprintf(k2, sizeof k2, RKEY_RR "%s:%s:lead:%s", p->version, pool->id, lead18);
+	snprintf(capk, sizeof capk, RKEY_RR "%s:%s:cap:%s:", p->version, pool->id, day);
+	snprintf(memo_ttl, sizeof memo_ttl, "%d", ROUTE_MEMO_TTL_S);
+	snprintf(cap_ttl, sizeof cap_ttl, "%d", ROUTE_CAP_TTL_S);
+	snprintf(n, sizeof n, "%zu", pool->nseq);
+	args[0] = capk;
+	args[1] = memo_ttl;
+	args[2] = cap_ttl;
+	args[3] = n;
+	for (size_t i = 0; i < pool->nseq; i++) {
+		const struct route_member *m = &pool->members[pool->seq[i]];
+		args[4 + i] = m->owner_id;
+		snprintf(caps[i], sizeof caps[i], "%lld", m->daily_cap);
+		args[4 + pool->nseq + i] = caps[i];
+	}
+	rep = redis_eval(r, &rr_script, REDIS_NORETRY, 2, keys, (int)nargs, args);
+	if (!rep || rep->type != REDIS_REPLY_STRING || rep->len > 18) {
+		log_warn("round robin failed pool=%s error=%s", pool->id,
+		         rep ? "bad reply" : redis_errstr(r));
+		rc = SFK_ERR_REDIS;
+	} else {
+		memcpy(owner, rep->str, rep->len);
+		owner[rep->len] = '\0';
+	}
+	if (rep)
+		freeReplyObject(rep);
+	free(args);
+	free(caps);
+	return rc;
+}
+
+/* ---- workload ------------------------------------------------------------ */
+
+static const char *g_policy_path, *g_schema_path;
+
+static const struct config_entry route_config[] = {
+        {"route-policy", "SFK_ROUTING_POLICY", CONFIG_STRING, "policies/routing_policy.json", 0,
+         "lead.route: routing policy file", .dest = &g_policy_path},
+        {"route-policy-schema", "SFK_ROUTING_POLICY_SCHEMA", CONFIG_STRING,
+         "schemas/routing_policy.schema.json", 0, "lead.route: JSON Schema of the routing policy",
+         .dest = &g_schema_path},
+};
+
+static const char route_system_prompt[] =
+        "You route new B2B sales leads. Given the lead's facts as JSON, answer with a JSON "
+        "object {segment, region, owner_id, reason_path, reason, confidence} following the "
+        "routing policy: segment by NumberOfEmployees, region by Country, weighted round robin "
+        "within the segment+region owner pool, fallback queue when data is missing.";
+
+static int route_init(struct wl_ctx *ctx)
+{
+	json_t *problems = NULL, *v;
+	size_t i;
+	struct route_policy *p = route_policy_load(g_policy_path, g_schema_path, &problems);
+
+	if (!p) {
+		fprintf(stderr, "routing policy %s: %zu problem(s)\n", g_policy_path,
+		        json_array_size(problems));
+		json_array_foreach(problems, i, v)
+		        fprintf(stderr, "routing policy: %s\n", json_string_value(v));
+		log_error("routing policy rejected path=%s problems=%zu", g_policy_path,
+		          json_array_size(problems));
+		json_decref(problems);
+		return 78;
+	}
+	log_info("routing policy loaded path=%s version=%s pools=%zu", g_policy_path, p->version,
+	         p->npools);
+	ctx->state = p;
+	return 0;
+}
+
+static void route_fini(struct wl_ctx *ctx)
+{
+	route_policy_free(ctx->state);
+	ctx->state = NULL;
+}
+
+/* "2026-11-20T09:17:00.000Z" (or +0000) -> epoch ms; -1 if it does not parse. */
+static int64_t parse_sf_datetime(const char *s)
+{
+	int y, mo, d, h, mi, sec, ms = 0;
+	struct tm tm;
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) != 6)
+		return -1;
+	if (s[19] == '.')
+		sscanf(s + 20, "%3d", &ms);
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static void iso_ms(int64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char base[32];
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+static json_t *lead_facts(const struct wl_event *ev, const char *lead18)
+{
+	static const char *const keep[] = {
+	        "Company",  "Country",    "State",       "NumberOfEmployees",
+	        "Industry", "LeadSource", "Title",       "AnnualRevenue",
+	        "Rating",   "Status",     "CreatedDate", "OwnerId"};
+	json_t *f = json_object();
+	json_object_set_new(f, "Id", json_string(lead18));
+	for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+		json_t *v = json_object_get(ev->fields, keep[i]);
+		if (v && !json_is_null(v))
+			json_object_set(f, keep[i], v);
+	}
+	return f;
+}
+
+static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, size_t n,
+                                 struct wl_decision *out)
+{
+	const struct route_policy *p = ctx->state;
+	int64_t now = ctx->now_ms();
+
+	for (size_t i = 0; i < n; i++) {
+		const struct wl_event *e = &ev[i];
+		struct wl_decision *d = &out[i];
+		struct route_input in = {0};
+		struct route_eval r;
+		char lead18[19], owner[19] = "", when[40], reason[2 * ROUTE_REASON_MAX];
+		json_t *emp;
+		int64_t created;
+
+		if (strcmp(e->entity, "Lead") != 0 || (strcmp(e->change_type, "CREATE") != 0 &&
+		                                       strcmp(e->change_type, "GAP_CREATE") != 0)) {
+			d->action = WL_SKIP;
+			snprintf(d->outcome, sizeof d->outcome, "not_applicable");
+			continue;
+		}
+		if (sfid_to18(e->record_id, lead18) != 0) {
+			d->action = WL_DLQ;
+			d->err = SFK_ERR_INVALID;
+			snprintf(d->errcode, sizeof d->errcode, "invalid_id");
+			snprintf(d->errmsg, sizeof d->errmsg, "record_id is not a Lead id");
+			continue;
+		}
+		in.lead_id = lead18;
+		in.owner_id = json_string_value(json_object_get(e->fields, "OwnerId"));
+		in.country = json_string_value(json_object_get(e->fields, "Country"));
+		in.industry = json_string_value(json_object_get(e->fields, "Industry"));
+		emp = json_object_get(e->fields, "NumberOfEmployees");
+		if (json_is_integer(emp) || json_is_real(emp)) {
+			in.has_employees = 1;
+			in.employees = (long long)json_number_value(emp);
+		}
+		route_evaluate(p, &in, &r);
+		if (r.skip) {
+			d->action = WL_SKIP;
+			snprintf(d->outcome, sizeof d->outcome, "left_alone");
+		} else if (r.pool) {
+			enum sfk_err rc = rr_redis(ctx->redis, p, r.pool, lead18, now, owner);
+			if (rc != SFK_OK) {
+				d->action = WL_RETRY;
+				d->err = rc;
+				continue;
+			}
+			if (!owner[0]) {
+				r.queue = route_fallback_queue(p, r.region);
+				snprintf(r.reason_path, sizeof r.reason_path,
+				         "fallback.pool_exhausted.%s", r.pool->id);
+				snprintf(r.reason, sizeof r.reason,
+				         "Every owner of pool %s reached the daily cap: routed to "
+				         "the region's queue.",
+				         r.pool->id);
+				r.confidence = 0.6;
+			}
+		}
+		if (!r.skip && !owner[0])
+			snprintf(owner, sizeof owner, "%s", r.queue);
+		snprintf(d->model, sizeof d->model, "rules:routing_policy@%s", p->version);
+		snprintf(d->policy_version, sizeof d->policy_version, "%s", p->version);
+		snprintf(d->lead_id, sizeof d->lead_id, "%s", lead18);
+		d->facts = lead_facts(e, lead18);
+		d->decision = json_pack(
+		        "{s:s?, s:s?, s:s?, s:s, s:s, s:s, s:f, s:b, s:i, s:s, s:s}", "segment",
+		        r.segment, "region", r.region, "owner_id", r.skip ? NULL : owner,
+		        "owner_type",
+		        r.skip ? "unchanged" : (strncmp(owner, "00G", 3) == 0 ? "Queue" : "User"),
+		        "reason_path", r.reason_path, "reason", r.reason, "confidence",
+		        r.confidence, "priority", r.priority, "sla_minutes", (int)r.sla_minutes,
+		        "policy_version", p->version, "decided_by", "rules");
+		if (r.pool && owner[0] && strncmp(owner, "005", 3) == 0)
+			json_object_set_new(d->decision, "pool", json_string(r.pool->id));
+		if (r.skip)
+			continue;
+		created = parse_sf_datetime(
+		        json_string_value(json_object_get(e->fields, "CreatedDate")));
+		if (created < 0)
+			created = e->commit_ts_ms;
+		iso_ms(now, when, sizeof when);
+		snprintf(reason, sizeof reason, "%s: %s", r.reason_path, r.reason);
+		reason[ROUTE_REASON_MAX] = '\0'; /* Routing_Reason__c length; ASCII text */
+		d->action = WL_WRITE;
+		snprintf(d->outcome, sizeof d->outcome, "%s",
+		         strncmp(owner, "00G", 3) == 0 ? "queued" : "routed");
+		d->write = json_pack("{s:{s:s}, s:s, s:s, s:s, s:f, s:s, s:s}", "attributes",
+		                     "type", "Lead", "id", lead18, "OwnerId", owner,
+		                     "Owner_Assigned_At__c", when, "Assignment_Latency_Minutes__c",
+		                     (double)((now - created) / 600) / 100.0, "Routing_Reason__c",
+		                     reason, "Routing_Policy_Version__c", p->version);
+	}
+	return SFK_OK;
+}
+
+const struct workload_ops route_ops = {
+        .id = "lead.route",
+        .config = route_config,
+        .nconfig = sizeof route_config / sizeof route_config[0],
+        .init = route_init,
+        .decide = route_decide,
+        .fini = route_fini,
+        .system_prompt = route_system_prompt,
+};
