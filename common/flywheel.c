@@ -130,6 +130,10 @@ int flywheel_validate(const struct jschema *s, json_t *rec, json_t **errors)
 	int n = jschema_validate(s, rec, errors ? &errs : NULL);
 	json_t *ts, *created, *msgs;
 
+	if (errs && json_array_size(errs) == 0) {
+		json_decref(errs);
+		errs = NULL;
+	}
 	if (errors)
 		*errors = errs;
 	if (!json_is_object(rec))

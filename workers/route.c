@@ -638,7 +638,8 @@ static json_t *lead_facts(const struct wl_event *ev, const char *lead18)
 	static const char *const keep[] = {
 	        "Company",  "Country",    "State",       "NumberOfEmployees",
 	        "Industry", "LeadSource", "Title",       "AnnualRevenue",
-	        "Rating",   "Status",     "CreatedDate", "OwnerId"};
+	        "Rating",   "Status",     "CreatedDate", "OwnerId",
+	        "Address"};
 	json_t *f = json_object();
 	json_object_set_new(f, "Id", json_string(lead18));
 	for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
@@ -679,7 +680,11 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 		}
 		in.lead_id = lead18;
 		in.owner_id = json_string_value(json_object_get(e->fields, "OwnerId"));
+		/* CDC nests address parts in the compound field Address. */
 		in.country = json_string_value(json_object_get(e->fields, "Country"));
+		if (!in.country)
+			in.country = json_string_value(
+			        json_object_get(json_object_get(e->fields, "Address"), "Country"));
 		in.industry = json_string_value(json_object_get(e->fields, "Industry"));
 		emp = json_object_get(e->fields, "NumberOfEmployees");
 		if (json_is_integer(emp) || json_is_real(emp)) {
