@@ -15,6 +15,7 @@
 #include "redis.h"
 #include "rkeys.h"
 #include "sfid.h"
+#include "soql_build.h"
 #include "workload.h"
 #include "xmem.h"
 
@@ -650,12 +651,58 @@ static json_t *lead_facts(const struct wl_event *ev, const char *lead18)
 	return f;
 }
 
+/* The batch's leads as they are now: {id18: {OwnerId, Routing_Policy_Version__c}} in one
+ * query per IN-list (usually one per batch). *out new reference. */
+static enum sfk_err current_state(struct wl_ctx *ctx, const struct wl_event *ev, size_t n,
+                                  json_t **out)
+{
+	const char **ids = xcalloc(n + 1, sizeof *ids);
+	struct soql_list q = {0};
+	char err[256];
+	size_t m = 0;
+	enum sfk_err rc = SFK_OK;
+
+	*out = json_object();
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(ev[i].entity, "Lead") == 0 && sfid_valid(ev[i].record_id))
+			ids[m++] = ev[i].record_id;
+	if (m == 0 || !ctx->sf)
+		goto done;
+	rc = soql_build_in_ids(
+	        "SELECT Id, OwnerId, Routing_Policy_Version__c FROM Lead WHERE Id IN ", "", ids, m,
+	        sf_rest_query_uri_overhead(ctx->sf), 0, &q, err, sizeof err);
+	for (size_t k = 0; rc == SFK_OK && k < q.n; k++) {
+		struct sf_query *it = NULL;
+		struct sf_error se;
+		json_t *rec;
+		char id18[19];
+		sf_error_clear(&se);
+		rc = sf_query_open(ctx->sf, q.q[k], &it, &se);
+		while (rc == SFK_OK && (rc = sf_query_next(it, &rec, &se)) == SFK_OK && rec)
+			if (sfid_to18(json_string_value(json_object_get(rec, "Id")), id18) == 0)
+				json_object_set(*out, id18, rec);
+		sf_query_free(&it);
+		if (rc != SFK_OK)
+			log_warn("lead state query failed code=%s error=%s", se.code, se.message);
+	}
+	soql_list_free(&q);
+done:
+	free(ids);
+	return rc;
+}
+
 static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, size_t n,
                                  struct wl_decision *out)
 {
 	const struct route_policy *p = ctx->state;
 	int64_t now = ctx->now_ms();
+	json_t *cur = NULL;
+	enum sfk_err qrc = current_state(ctx, ev, n, &cur);
 
+	if (qrc != SFK_OK) {
+		json_decref(cur);
+		return sfk_err_class(qrc) == SFK_CLASS_PERMANENT ? SFK_ERR_HTTP_5XX : qrc;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct wl_event *e = &ev[i];
 		struct wl_decision *d = &out[i];
@@ -680,6 +727,28 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 		}
 		in.lead_id = lead18;
 		in.owner_id = json_string_value(json_object_get(e->fields, "OwnerId"));
+		if (ctx->sf) {
+			json_t *now_rec = json_object_get(cur, lead18);
+			const char *ver;
+			if (!now_rec) { /* deleted (or converted away) since the event */
+				d->action = WL_SKIP;
+				snprintf(d->outcome, sizeof d->outcome, "not_found");
+				continue;
+			}
+			ver = json_string_value(
+			        json_object_get(now_rec, "Routing_Policy_Version__c"));
+			/* Routed by this policy version already: a redelivery after a crash
+			 * between the write and "done". (A new version may re-route.) */
+			if (ver && strcmp(ver, p->version) == 0) {
+				d->action = WL_SKIP;
+				snprintf(d->outcome, sizeof d->outcome, "already_routed");
+				continue;
+			}
+			/* The owner now, not at creation: a user may have taken it meanwhile. */
+			if (json_string_value(json_object_get(now_rec, "OwnerId")))
+				in.owner_id =
+				        json_string_value(json_object_get(now_rec, "OwnerId"));
+		}
 		/* CDC nests address parts in the compound field Address. */
 		in.country = json_string_value(json_object_get(e->fields, "Country"));
 		if (!in.country)
@@ -747,6 +816,7 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 		                     (double)((now - created) / 600) / 100.0, "Routing_Reason__c",
 		                     reason, "Routing_Policy_Version__c", p->version);
 	}
+	json_decref(cur);
 	return SFK_OK;
 }
 
