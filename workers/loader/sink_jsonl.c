@@ -232,6 +232,39 @@ static struct jfile *get_file(struct jsink *s, const char *wl, const char *day, 
 	return f;
 }
 
+/* Start-up: cut torn tails of every plain file, also of days that will
+ * never receive another record. Returns the number of files repaired. */
+static int repair_all(struct jsink *s)
+{
+	int dfd = dup(s->dirfd), fixed = 0;
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char wl[130], day[JSONL_DAY_LEN + 1];
+		int seg;
+		bool gz;
+		if (jsonl_parse_name(e->d_name, wl, sizeof wl, day, &seg, &gz) != 0 || gz)
+			continue;
+		int fd = openat(s->dirfd, e->d_name, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		off_t before = lseek(fd, 0, SEEK_END), after = jsonl_repair_tail(fd);
+		if (after >= 0 && after != before) {
+			log_warn("jsonl torn tail cut file=%s bytes=%lld", e->d_name,
+			         (long long)(before - after));
+			fixed++;
+		}
+		close(fd);
+	}
+	closedir(d);
+	return fixed;
+}
+
 static void *jsonl_open(const struct sink_conf *c, char *errstr, size_t errlen)
 {
 	if (!c->dir || !*c->dir) {
@@ -265,6 +298,7 @@ static void *jsonl_open(const struct sink_conf *c, char *errstr, size_t errlen)
 	                            "Records a sink already had (redelivery or upstream duplicate)",
 	                            "sink");
 	s->m_files = metrics_gauge("sfk_loader_jsonl_open_files", "JSONL files held open", NULL);
+	repair_all(s);
 	fsync_dir(s);
 	return s;
 }
