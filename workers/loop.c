@@ -3,8 +3,8 @@
  *
  * One thread. Per batch, in this order: parse -> claim (one Redis round
  * trip) -> decide -> Salesforce Collections writes (<= 200 per call, retried
- * with backoff) -> after_write -> DLQ (flushed) -> mark done -> flywheel
- * (flushed) -> store + commit contiguous done offsets; partitions with an
+ * with backoff) -> after_write -> DLQ (flushed) -> flywheel (flushed) -> mark
+ * done -> store + commit contiguous done offsets; partitions with an
  * event that is not done are sought back to it (redelivered later).
  */
 #include "loop.h"
@@ -654,6 +654,30 @@ static void process_batch(struct loop *l)
 				l->items[i].st = ST_RETRY;
 	}
 
+	/* Flywheel records, flushed BEFORE the keys are marked done: a crash in
+	 * between redelivers the event and the workload decides again with the
+	 * same decision id (the Kafka key; the loader dedups on it), so no record
+	 * is lost. Marking done first would lose the record on such a crash. */
+	{
+		int emitted = 0;
+		for (size_t d = 0; d < nd; d++) {
+			struct item *it = &l->items[map[d]];
+			if (it->st == ST_DONE && !it->dlq && dec[d].decision) {
+				emit_flywheel(l, it, &dec[d], now_ms);
+				emitted = 1;
+			}
+		}
+		if (emitted &&
+		    kafka_producer_flush(ctx->producer, LOOP_FLUSH_MS, err, sizeof err) != SFK_OK) {
+			log_error("flywheel flush failed error=%s", err);
+			metric_add(l->m_flywheel, 1, ctx->workload_id, "error");
+			for (size_t d = 0; d < nd; d++)
+				if (l->items[map[d]].st == ST_DONE && !l->items[map[d]].dlq &&
+				    dec[d].decision)
+					l->items[map[d]].st = ST_RETRY;
+		}
+	}
+
 	/* mark done / release */
 	ids = xcalloc(l->nitems + 1, sizeof *ids);
 	cres = xcalloc(l->nitems + 1, sizeof *cres);
@@ -667,8 +691,8 @@ static void process_batch(struct loop *l)
 			idem_release(l->idem, it->ev.event_id);
 	}
 	if (nids > 0 && idem_complete_batch(l->idem, nids, ids, cres) != SFK_OK) {
-		/* The effects are applied; a redelivery re-applies them (idempotent
-		 * writes). Do not commit: keep at-least-once. */
+		/* The effects are applied; a redelivery decides again (workloads
+		 * check the current state before writing). Do not commit. */
 		log_warn("idempotency complete failed error=%s", redis_errstr(ctx->redis));
 		atomic_store(&l->redis_ok, 0);
 		for (size_t i = 0; i < l->nitems; i++)
@@ -676,7 +700,7 @@ static void process_batch(struct loop *l)
 				l->items[i].st = ST_RETRY;
 	}
 
-	/* flywheel + metrics */
+	/* metrics */
 	for (size_t d = 0; d < nd; d++) {
 		struct item *it = &l->items[map[d]];
 		if (it->st != ST_DONE)
@@ -686,14 +710,10 @@ static void process_batch(struct loop *l)
 			metric_observe(l->m_latency,
 			               (double)(now_ms - it->ev.commit_ts_ms) / 1000.0,
 			               ctx->workload_id);
-		if (!it->dlq && dec[d].decision)
-			emit_flywheel(l, it, &dec[d], now_ms);
 	}
 	for (size_t i = 0; i < l->nitems; i++)
 		if (l->items[i].dlq && !l->items[i].claimed && l->items[i].st == ST_DONE)
 			count(l, "dlq");
-	if (kafka_producer_flush(ctx->producer, LOOP_FLUSH_MS, err, sizeof err) != SFK_OK)
-		log_error("flywheel flush failed error=%s", err);
 
 	commit_items(l);
 

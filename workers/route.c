@@ -711,6 +711,7 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 		char lead18[19], owner[19] = "", when[40], reason[2 * ROUTE_REASON_MAX];
 		json_t *emp;
 		int64_t created;
+		int already = 0;
 
 		if (strcmp(e->entity, "Lead") != 0 || (strcmp(e->change_type, "CREATE") != 0 &&
 		                                       strcmp(e->change_type, "GAP_CREATE") != 0)) {
@@ -738,14 +739,13 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 			ver = json_string_value(
 			        json_object_get(now_rec, "Routing_Policy_Version__c"));
 			/* Routed by this policy version already: a redelivery after a crash
-			 * between the write and "done". (A new version may re-route.) */
-			if (ver && strcmp(ver, p->version) == 0) {
-				d->action = WL_SKIP;
-				snprintf(d->outcome, sizeof d->outcome, "already_routed");
-				continue;
-			}
+			 * between the write and "done". Decide again (the round-robin memo
+			 * gives the same owner, the flywheel record the same decision id)
+			 * but do not write. (A new policy version may re-route.) */
+			if (ver && strcmp(ver, p->version) == 0)
+				already = 1;
 			/* The owner now, not at creation: a user may have taken it meanwhile. */
-			if (json_string_value(json_object_get(now_rec, "OwnerId")))
+			else if (json_string_value(json_object_get(now_rec, "OwnerId")))
 				in.owner_id =
 				        json_string_value(json_object_get(now_rec, "OwnerId"));
 		}
@@ -800,6 +800,11 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 			json_object_set_new(d->decision, "pool", json_string(r.pool->id));
 		if (r.skip)
 			continue;
+		if (already) {
+			d->action = WL_SKIP;
+			snprintf(d->outcome, sizeof d->outcome, "already_routed");
+			continue;
+		}
 		created = parse_sf_datetime(
 		        json_string_value(json_object_get(e->fields, "CreatedDate")));
 		if (created < 0)
