@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# tests/deploy/check_image_libs.sh [BIN_DIR]: the Dockerfile's runtime stage installs every shared
+# library the binaries need, and nothing they do not.
+#
+# No container engine runs here, so this compares texts: SFK_RUNTIME_PACKAGES in the Dockerfile's
+# runtime stage against `ldd` of the built binaries (BIN_DIR, else $SFK_BIN_DIR, else a build into
+# $SFK_SOURCE_DIR/build; SFK_DOCKERFILE overrides the Dockerfile). Each library is mapped to its Debian package with `dpkg -S`. A package is
+# covered when it is listed, or is a dependency (Depends/Pre-Depends, recursively, from this
+# machine's dpkg database: the same Debian release as the image) of a listed package or of libc6
+# (in every Debian base image). Fails on any uncovered package, and on a listed package that
+# provides none of the needed libraries (except ca-certificates).
+set -euo pipefail
+
+src=${SFK_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+bin=${1:-${SFK_BIN_DIR:-}}
+binaries=(sfk-bridge sfk-worker sfk-loader sfk)
+allowed_extra=(ca-certificates)
+
+if [ -z "$bin" ]; then
+	bin=$src/build/bin
+	if [ ! -x "$bin/sfk-bridge" ]; then
+		cmake -S "$src" -B "$src/build" -G Ninja >/dev/null
+		targets=$(ninja -C "$src/build" -t targets all | sed -n 's/^\(sfk[a-z-]*\): phony$/\1/p')
+		want=()
+		for b in "${binaries[@]}"; do grep -qx "$b" <<<"$targets" && want+=("$b"); done
+		ninja -C "$src/build" "${want[@]}" >/dev/null
+	fi
+fi
+
+dockerfile=${SFK_DOCKERFILE:-$src/Dockerfile}
+listed=$(sed -n 's/^ARG SFK_RUNTIME_PACKAGES="\(.*\)"$/\1/p' "$dockerfile")
+[ -n "$listed" ] || { echo "FAIL no ARG SFK_RUNTIME_PACKAGES=\"...\" in $dockerfile"; exit 1; }
+grep -q '^FROM debian:${DEBIAN_RELEASE}-slim AS runtime' "$dockerfile" ||
+	{ echo "FAIL the runtime stage is not debian:<release>-slim"; exit 1; }
+release=$(sed -n 's/^ARG DEBIAN_RELEASE=//p' "$dockerfile")
+here_release=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+[ "$release" = "$here_release" ] ||
+	echo "WARN image release $release, this machine $here_release: package names may differ"
+
+# Packages behind every library the built binaries load.
+declare -A need=() # package -> libraries
+declare -A pkg_of=() # library path -> package (dpkg -S is slow)
+found=()
+for b in "${binaries[@]}"; do
+	[ -x "$bin/$b" ] || continue
+	found+=("$b")
+	while read -r lib; do
+		pkg=${pkg_of[$lib]:-}
+		if [ -z "$pkg" ]; then
+			real=$(readlink -f "$lib")
+			pkg=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "$real" 2>/dev/null || true)
+			pkg=${pkg%%:*}
+			pkg_of[$lib]=$pkg
+		fi
+		[ -n "$pkg" ] || { echo "FAIL $b: $lib belongs to no Debian package"; exit 1; }
+		[[ " ${need[$pkg]:-} " == *" $(basename "$lib") "* ]] || need[$pkg]="${need[$pkg]:-} $(basename "$lib")"
+	done < <(ldd "$bin/$b" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}')
+done
+[ ${#found[@]} -gt 0 ] || { echo "FAIL no binary of ${binaries[*]} in $bin"; exit 1; }
+
+# Dependency closure of the listed packages (+ libc6), from the local dpkg database.
+declare -A closure=()
+queue=(libc6 $listed)
+while [ ${#queue[@]} -gt 0 ]; do
+	p=${queue[0]}
+	queue=("${queue[@]:1}")
+	p=${p%%:*}
+	[ -n "${closure[$p]:-}" ] && continue
+	closure[$p]=1
+	deps=$(dpkg-query -W -f='${Depends}, ${Pre-Depends}' "$p" 2>/dev/null || true)
+	# "a (>= 1) | b, c" -> a c (first alternative; versions dropped)
+	for d in $(sed 's/([^)]*)//g; s/|[^,]*//g; s/,/ /g' <<<"$deps"); do
+		[ -z "${closure[${d%%:*}]:-}" ] && queue+=("$d")
+	done
+done
+
+rc=0
+echo "image libs: binaries ${found[*]}; runtime packages: $listed"
+for pkg in $(printf '%s\n' "${!need[@]}" | sort); do
+	if [[ " $listed " == *" $pkg "* ]]; then
+		echo "  listed   $pkg:${need[$pkg]}"
+	elif [ -n "${closure[$pkg]:-}" ]; then
+		echo "  via deps $pkg:${need[$pkg]}"
+	else
+		echo "FAIL missing package $pkg (needed for${need[$pkg]}): add it to SFK_RUNTIME_PACKAGES"
+		rc=1
+	fi
+done
+for pkg in $listed; do
+	[ -n "${need[$pkg]:-}" ] && continue
+	[[ " ${allowed_extra[*]} " == *" $pkg "* ]] && { echo "  extra    $pkg (allowed)"; continue; }
+	echo "FAIL $pkg is listed but no binary loads a library from it"
+	rc=1
+done
+missing_bins=()
+for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || missing_bins+=("$b"); done
+[ ${#missing_bins[@]} -eq 0 ] || echo "NOTE not built, not checked: ${missing_bins[*]}"
+exit $rc
