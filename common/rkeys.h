@@ -27,6 +27,15 @@
  *     value   integer (INCR); TTL: until the end of that day plus a margin
  *     owner   the lead.route workload: same input + policy + pointer state = same owner.
  *
+ * sfk:rr:<policy version>:<pool>:lead:<lead id>  - the owner round robin gave a Lead
+ *     value   owner id (18 chars); set in the same Lua call that advances the pointer
+ *     TTL     8 days (>= topic retention)
+ *     owner   lead.route (workers/route.c): a redelivered or re-decided Lead gets the same
+ *             owner and never advances the pointer twice. The pointer and cap keys above
+ *             are written by the same script: pointer INCR (no TTL), cap
+ *             ":cap:<YYYY-MM-DD UTC>:<owner id>" INCR with a 2-day TTL. Cap keys are
+ *             derived inside the script (single Redis, not Cluster-safe).
+ *
  * sfk:ttfr:<lead id>  - earliest first response seen for a Lead
  *     value   "<epoch ms>|<source>|<user id>|<record id>" (source Task or EmailMessage; user
  *             and record id may be empty), replaced only by a strictly earlier one (Lua min

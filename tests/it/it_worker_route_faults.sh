@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# it_worker_route_faults: sfk-worker (lead.route) under Salesforce faults, on a
+# private sfk-sim + Redis (it injects faults and counts writes per record):
+#   a 503 burst on sObject Collections -> nothing dead-lettered, the Lead is
+#   written once when the burst ends; UNABLE_TO_LOCK_ROW on half the records ->
+#   retried, all routed; an expired session -> token re-minted, written once;
+#   a permanent error (an owner id the org does not have) -> dlq.lead.route
+#   with the Salesforce error code, and the next Lead is still routed.
+# Needs KAFKA_BOOTSTRAP_SERVERS (shared broker, per-run topic prefix).
+set -euo pipefail
+
+: "${SFK_BIN_DIR:?SFK_BIN_DIR must point at the bin directory of the build}"
+: "${SFK_SOURCE_DIR:?SFK_SOURCE_DIR must point at the repository}"
+WORKER="$SFK_BIN_DIR/sfk-worker"
+BRIDGE="$SFK_BIN_DIR/sfk-bridge"
+WORK=$(mktemp -d)
+PIDS=()
+PRIV_STACK=
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	[ -n "$PRIV_STACK" ] && "$SFK_SOURCE_DIR/tests/stack/down" "$PRIV_STACK" >/dev/null 2>&1 || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "it_worker_route_faults: FAIL: $*" >&2
+	local f
+	for f in "$WORK"/*.log; do
+		[ -s "$f" ] && grep -v '"level":"debug"' "$f" | tail -8 | sed "s|^|  $(basename "$f"): |" >&2
+	done
+	exit 1
+}
+pass() { echo "ok   $*"; }
+
+[ -x "$WORKER" ] || fail "$WORKER not built"
+[ -x "$BRIDGE" ] || fail "$BRIDGE not built"
+[ -x "$SFK_BIN_DIR/sfk-sim" ] || fail "$SFK_BIN_DIR/sfk-sim not built"
+command -v kcat >/dev/null || fail "kcat not installed"
+command -v jq >/dev/null || fail "jq not installed"
+[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ] ||
+	fail "KAFKA_BOOTSTRAP_SERVERS is not set: run eval \"\$(tests/stack/up --kafka real --sim)\" first"
+BROKERS=$KAFKA_BOOTSTRAP_SERVERS
+
+env_out=$("$SFK_SOURCE_DIR/tests/stack/up" --sim --kafka none) || fail "private stack did not start"
+eval "$env_out"
+PRIV_STACK=$SFK_STACK_DIR
+export KAFKA_BOOTSTRAP_SERVERS=$BROKERS
+
+P="itwf$$r$RANDOM."
+export SFK_TOPIC_PREFIX=$P SFK_ADMIN_ADDR=127.0.0.1:0 SFK_CLIENT_ID=sfk-kpis
+export SFK_BRIDGE_TRANSACTIONAL_ID="${P}bridge" SFK_BRIDGE_START_FROM=latest
+export SFK_WORKLOADS_POLICY="$SFK_SOURCE_DIR/policies/workloads.json"
+export SFK_WORKLOADS_SCHEMA="$SFK_SOURCE_DIR/schemas/workloads.schema.json"
+export SFK_ROUTING_POLICY_SCHEMA="$SFK_SOURCE_DIR/schemas/routing_policy.schema.json"
+# The shipped policy plus a LATAM enterprise pool whose only owner the org does not have
+# (a well-formed id with a valid checksum): writes for it fail permanently.
+jq '.pools += [{"id": "ent_latam", "segment": "ENT", "region": "LATAM",
+	"members": [{"owner_id": "005000009999999AAA", "weight": 1}]}]' \
+	"$SFK_SOURCE_DIR/policies/routing_policy.json" >"$WORK/policy.json"
+export SFK_ROUTING_POLICY="$WORK/policy.json"
+VERSION=$(jq -r .version "$WORK/policy.json")
+
+ctl() {
+	curl -sS --fail --cacert "$SF_CA_FILE" -H 'Content-Type: application/json' \
+		-X "$1" ${3:+-d "$3"} "$SF_SIM_URL$2"
+}
+topic() {
+	kcat -b "$BROKERS" -C -t "$P$1" -o beginning -e -q \
+		-X isolation.level=read_committed -f '%k\t%h\t%s\n' 2>/dev/null || true
+}
+wait_log() { # wait_log FILE REGEX N SECONDS PID
+	local deadline=$((SECONDS + $4)) n
+	while n=$(grep -Ec -- "$2" "$1" 2>/dev/null); [ "${n:-0}" -lt "$3" ]; do
+		[ $SECONDS -lt $deadline ] || return 1
+		kill -0 "$5" 2>/dev/null || fail "$(basename "$1" .log) exited"
+		sleep 0.1
+	done
+}
+lead() { # lead COUNTRY EMPLOYEES: new Lead id
+	ctl POST /sim/records/Lead "{\"LastName\":\"F\",\"Company\":\"Acme\",\"Country\":\"$1\",\"NumberOfEmployees\":$2}" |
+		jq -r .id
+}
+field() { ctl GET "/sim/records/Lead/$1" | jq -r ".$2 // empty"; }
+writes() { ctl GET /sim/stats | jq -r --arg id "$1" '.writes[$id] // 0'; }
+wait_routed() { # wait_routed ID SECONDS
+	local deadline=$((SECONDS + $2))
+	until [ "$(field "$1" Routing_Policy_Version__c)" = "$VERSION" ]; do
+		[ $SECONDS -lt $deadline ] || return 1
+		kill -0 "$WPID" 2>/dev/null || fail "worker exited"
+		sleep 0.3
+	done
+}
+composite_503s() {
+	ctl GET /sim/stats | jq -r '.status["503"] // 0'
+}
+
+# The topic exists before the worker subscribes (a record nobody routes: an UPDATE).
+printf 'warmup\t{not json\n' | kcat -b "$BROKERS" -P -t "${P}wl.lead.route" -K $'\t' 2>/dev/null ||
+	fail "cannot create the workload topic"
+"$BRIDGE" 2>"$WORK/bridge.log" &
+BPID=$!
+PIDS+=("$BPID")
+wait_log "$WORK/bridge.log" '"msg":"cometd subscribed"' 3 30 "$BPID" || fail "bridge: not subscribed"
+"$WORKER" --workload lead.route --batch-wait 100ms --write-attempts 2 --retry-base 100ms \
+	2>"$WORK/worker.log" &
+WPID=$!
+PIDS+=("$WPID")
+wait_log "$WORK/worker.log" '"msg":"kafka partitions assigned","count":[1-9]' 1 60 "$WPID" ||
+	fail "worker: no partitions assigned"
+
+# 1. 503 burst: retried, nothing dead-lettered, written once after the burst.
+ctl POST /sim/faults '{"errors":[{"path":"/composite/sobjects","rate":1.0,"status":503}]}' >/dev/null
+id=$(lead "United States" 20)
+deadline=$((SECONDS + 60))
+until [ "$(composite_503s)" -ge 2 ]; do
+	[ $SECONDS -lt $deadline ] || fail "503 burst: the worker never tried to write"
+	sleep 0.3
+done
+[ -z "$(field "$id" Routing_Policy_Version__c)" ] || fail "503 burst: routed during the burst?"
+ctl POST /sim/faults '{}' >/dev/null
+wait_routed "$id" 90 || fail "503 burst: lead not routed after the burst"
+[ "$(writes "$id")" = 1 ] || fail "503 burst: $(writes "$id") writes, want 1"
+[ "$(topic dlq.lead.route | grep -c "^$id	" || true)" = 0 ] || fail "503 burst: dead-lettered"
+pass "503 burst -> retried, not dead-lettered, written once afterwards"
+
+# 2. UNABLE_TO_LOCK_ROW on half the written records: retried, all routed.
+ctl POST /sim/faults '{"lock_rate":0.5}' >/dev/null
+ids=()
+for c in Germany Japan "United States" France; do ids+=("$(lead "$c" 30)"); done
+for i in "${ids[@]}"; do wait_routed "$i" 90 || fail "lock: $i not routed"; done
+ctl POST /sim/faults '{}' >/dev/null
+for i in "${ids[@]}"; do
+	[ "$(topic dlq.lead.route | grep -c "^$i	" || true)" = 0 ] || fail "lock: $i dead-lettered"
+done
+pass "UNABLE_TO_LOCK_ROW -> retried, every lead routed, none dead-lettered"
+
+# 3. Session expiry: the worker mints a new token and writes once.
+ctl POST /sim/faults '{"expire_sessions":true}' >/dev/null
+id=$(lead USA 40)
+wait_routed "$id" 60 || fail "session expiry: lead not routed"
+[ "$(writes "$id")" = 1 ] || fail "session expiry: $(writes "$id") writes, want 1"
+pass "expired session -> new token, written once"
+
+# 4. Permanent error -> DLQ with the Salesforce code; the stream goes on.
+bad=$(lead Brazil 5000)
+deadline=$((SECONDS + 60))
+until topic dlq.lead.route | grep -q "^$bad	.*sfk.error_code=INVALID_CROSS_REFERENCE_KEY"; do
+	[ $SECONDS -lt $deadline ] || fail "permanent: $bad not dead-lettered with its code"
+	sleep 0.3
+done
+hdrs=$(topic dlq.lead.route | grep "^$bad	" | head -1 | cut -f2)
+grep -q 'sfk.error_class=permanent' <<<"$hdrs" || fail "permanent: class header: $hdrs"
+grep -q "sfk.event_id=Lead:$bad:" <<<"$hdrs" || fail "permanent: event id header: $hdrs"
+[ -z "$(field "$bad" Routing_Policy_Version__c)" ] || fail "permanent: lead was written"
+next=$(lead Japan 10)
+wait_routed "$next" 60 || fail "permanent: the next lead is not routed"
+pass "permanent Salesforce error -> dlq.lead.route with INVALID_CROSS_REFERENCE_KEY; stream goes on"
+
+kill -TERM "$WPID"
+wait "$WPID" || fail "worker exit status $? after SIGTERM"
+echo "it_worker_route_faults: all cases passed"
