@@ -57,7 +57,7 @@ int cmd_report(int argc, char **argv);
  * status; *cfg is the new config either way (config_free()).
  */
 int cli_config(struct config **cfg, const char *prog, const char *synopsis,
-               const struct config_entry *table, size_t n, int argc, char **argv);
+               const struct config_entry *entries, size_t n, int argc, char **argv);
 
 /* Workload ids from a workloads policy file (keys of "workloads"), or the
  * three of DESIGN.md section 2 when path is NULL/unreadable. New reference

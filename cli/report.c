@@ -486,6 +486,37 @@ static json_t *compute_templates(json_t *sugg, json_t *replies)
 	return out;
 }
 
+/* Owner rows get the name the routing policy gives their id. */
+static void name_owners(json_t *rows_, json_t *names)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows_, i, r)
+	{
+		json_t *n = json_object_get(names, sget(r, "key"));
+		if (json_is_string(n))
+			json_object_set(r, "name", n);
+	}
+}
+
+/* {owner id: name} of every pool member of a routing policy (new reference). */
+static json_t *policy_owner_names(json_t *policy)
+{
+	json_t *out = json_object();
+	size_t i, j;
+	json_t *pool, *m;
+	json_array_foreach(json_object_get(policy, "pools"), i, pool)
+	{
+		json_array_foreach(json_object_get(pool, "members"), j, m)
+		{
+			const char *id = sget(m, "owner_id"), *name = sget(m, "name");
+			if (id && name)
+				json_object_set_new(out, id, json_string(name));
+		}
+	}
+	return out;
+}
+
 json_t *report_compute(json_t *records, const struct report_opts *o)
 {
 	json_t *routed = json_object(), *first = json_object(), *sugg = json_object(),
@@ -558,6 +589,8 @@ json_t *report_compute(json_t *records, const struct report_opts *o)
 	json_object_set_new(d, "ttfr", compute_ttfr(first, routed, o));
 	json_object_set_new(d, "routing", compute_routing(routed));
 	json_object_set_new(d, "templates", compute_templates(sugg, replies));
+	name_owners(json_object_get(json_object_get(d, "ttfr"), "by_owner"), o->owner_names);
+	name_owners(json_object_get(json_object_get(d, "routing"), "by_owner"), o->owner_names);
 	json_decref(routed);
 	json_decref(first);
 	json_decref(sugg);
@@ -802,7 +835,7 @@ static const char *g_input, *g_from, *g_to, *g_out, *g_policy;
 static long long g_sla;
 static bool g_json;
 
-static const struct config_entry table[] = {
+static const struct config_entry report_table[] = {
         {"input", "FLYWHEEL_DIR", CONFIG_STRING, NULL, 0, "Directory of the loader's JSONL files",
          .dest = &g_input},
         {"from", NULL, CONFIG_STRING, NULL, 0, "First day (YYYY-MM-DD, UTC)", .dest = &g_from},
@@ -870,12 +903,12 @@ static int mkdirs(const char *path)
 int cmd_report(int argc, char **argv)
 {
 	struct config *cfg = NULL;
-	json_t *records = json_array(), *d = NULL, *policy = NULL, *segs = NULL,
+	json_t *records = json_array(), *d = NULL, *policy = NULL, *segs = NULL, *names = NULL,
 	       *written = json_array();
 	struct load_stats st = {0};
 	char path[4096];
 	int rc = cli_config(&cfg, "sfk report", "--input DIR --from DAY [--to DAY] --out DIR",
-	                    table, sizeof table / sizeof table[0], argc, argv);
+	                    report_table, sizeof report_table / sizeof report_table[0], argc, argv);
 	if (rc != CONFIG_RUN)
 		goto out;
 	rc = CLI_USAGE;
@@ -908,6 +941,8 @@ int cmd_report(int argc, char **argv)
 			o.sla_default = json_number_value(json_object_get(sm, "default"));
 	}
 	o.sla_segments = segs;
+	names = policy_owner_names(policy);
+	o.owner_names = names;
 	if (collect(t0, t1, records, &st) != 0)
 		goto out;
 	if (st.bad_lines || st.too_long)
@@ -959,6 +994,7 @@ int cmd_report(int argc, char **argv)
 out:
 	json_decref(written);
 	json_decref(segs);
+	json_decref(names);
 	json_decref(policy);
 	json_decref(d);
 	json_decref(records);

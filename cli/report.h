@@ -16,6 +16,7 @@
 struct report_opts {
 	double sla_default;   /* minutes: leads whose segment has no SLA of its own */
 	json_t *sla_segments; /* borrowed: {"ENT": 30, ...} from the routing policy, or NULL */
+	json_t *owner_names;  /* borrowed: {owner id: name} from the policy's pools, or NULL */
 	const char *from, *to;
 };
 

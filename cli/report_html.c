@@ -291,7 +291,7 @@ static void chart_templates(FILE *f, json_t *tp)
 	json_t *by = json_object_get(tp, "by_template");
 	size_t n = json_array_size(by), i;
 	json_t *t;
-	double maxc = 0, rowh = 34, x0 = 170, w = W_CHART - x0 - 150;
+	double maxc = 0, rowh = 34, x0 = 130, w = W_CHART - x0 - 250;
 	json_array_foreach(by, i, t) if (num(t, "suggested") > maxc) maxc = num(t, "suggested");
 	double xmax = nice_max(maxc);
 	int hh = (int)(rowh * (double)(n ? n : 1) + 50);
@@ -331,8 +331,8 @@ static void chart_templates(FILE *f, json_t *tp)
 }
 
 /* A table of rows with a key column and the given numeric columns. */
-static void table(FILE *f, const char *title, json_t *rows, const char *const *cols,
-                  const char *const *heads, size_t max)
+static void html_table(FILE *f, const char *title, json_t *rows, const char *const *cols,
+                       const char *const *heads, size_t max)
 {
 	size_t i, c;
 	json_t *r;
@@ -353,7 +353,13 @@ static void table(FILE *f, const char *title, json_t *rows, const char *const *c
 		for (c = 0; cols[c]; c++) {
 			json_t *v = json_object_get(r, cols[c]);
 			fprintf(f, "<td%s>", json_is_string(v) ? "" : " class=\"n\"");
-			if (json_is_string(v))
+			const char *name = json_string_value(json_object_get(r, "name"));
+			if (c == 0 && name) { /* a person reads names; the id stays as a hint */
+				esc(f, name);
+				fprintf(f, " <span class=\"id\">");
+				esc(f, json_string_value(v));
+				fprintf(f, "</span>");
+			} else if (json_is_string(v))
 				esc(f, json_string_value(v));
 			else if (strstr(cols[c], "rate") || strcmp(cols[c], "share") == 0)
 				percent(f, json_is_number(v) ? json_number_value(v) : NAN);
@@ -405,7 +411,8 @@ static const char css[] =
         "th,td{padding:5px 10px;border-bottom:1px solid #e2e8f0;text-align:left}"
         "th{background:#f8fafc;color:#475569;font-weight:600}td.n{text-align:right;"
         "font-variant-numeric:tabular-nums}td.more{color:#94a3b8}"
-        "footer{color:#94a3b8;font-size:11px;padding:16px 32px}";
+        "footer{color:#94a3b8;font-size:11px;padding:16px 32px}"
+        "span.id{color:#94a3b8;font-size:11px}";
 
 int report_html(FILE *f, json_t *d)
 {
@@ -452,10 +459,10 @@ int report_html(FILE *f, json_t *d)
 	                                     "Max", "SLA breach", NULL};
 	const char *h0[] = {"Owner", "Leads", "Median", "P95", "Max", "SLA breach", NULL};
 	fprintf(f, "<div class=\"grid2\" style=\"margin-top:16px\"><div class=\"card\">");
-	table(f, "TTFR by owner", json_object_get(tt, "by_owner"), tcols, h0, 15);
+	html_table(f, "TTFR by owner", json_object_get(tt, "by_owner"), tcols, h0, 15);
 	fprintf(f, "</div><div class=\"card\">");
 	const char *h1[] = {"Region", "Leads", "Median", "P95", "Max", "SLA breach", NULL};
-	table(f, "TTFR by region", json_object_get(tt, "by_region"), tcols, h1, 15);
+	html_table(f, "TTFR by region", json_object_get(tt, "by_region"), tcols, h1, 15);
 	(void)theads;
 	fprintf(f, "</div></div>\n");
 
@@ -478,7 +485,7 @@ int report_html(FILE *f, json_t *d)
 	                                    "assignment_latency_p95_minutes",
 	                                    NULL};
 	const char *h2[] = {"Owner", "Leads", "Share", "Latency median", "Latency P95", NULL};
-	table(f, "Distribution by owner", json_object_get(rt, "by_owner"), rcols, h2, 12);
+	html_table(f, "Distribution by owner", json_object_get(rt, "by_owner"), rcols, h2, 12);
 	fprintf(f, "</div></div>\n");
 
 	fprintf(f, "<h2>Outreach templates</h2><div class=\"tiles\">\n");
@@ -493,7 +500,7 @@ int report_html(FILE *f, json_t *d)
 	fprintf(f, "</div><div class=\"card\">");
 	static const char *const icols[] = {"key", "leads", "share", NULL};
 	const char *h3[] = {"Intent", "Suggestions", "Share", NULL};
-	table(f, "Intent distribution", json_object_get(tp, "intents"), icols, h3, 12);
+	html_table(f, "Intent distribution", json_object_get(tp, "intents"), icols, h3, 12);
 	fprintf(f, "</div></div>\n</main>\n<footer>sfk report &middot; medians and P95 use linear "
 	           "interpolation between closest ranks &middot; figures in dashboard_");
 	esc(f, str(period, "to"));

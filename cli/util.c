@@ -12,9 +12,9 @@
 #include "xmem.h"
 
 int cli_config(struct config **cfg, const char *prog, const char *synopsis,
-               const struct config_entry *table, size_t n, int argc, char **argv)
+               const struct config_entry *entries, size_t n, int argc, char **argv)
 {
-	*cfg = config_new(prog, table, n);
+	*cfg = config_new(prog, entries, n);
 	config_set_synopsis(*cfg, synopsis);
 	int rc = config_load(*cfg, argc, argv);
 	if (rc == CONFIG_EXIT_FAIL) {

@@ -303,7 +303,10 @@ if __name__ == "__main__":
 PY
 
 python3 "$WORK/figures.py" gen "$WORK/in" || fail "could not write the test JSONL"
-echo '{"sla_minutes": {"default": 60, "ENT": 30}}' >"$WORK/routing_policy.json"
+cat >"$WORK/routing_policy.json" <<'JSON'
+{"sla_minutes": {"default": 60, "ENT": 30},
+ "pools": [{"id": "p", "members": [{"owner_id": "005000000000002AAA", "name": "bo.chen"}]}]}
+JSON
 "$SFK" report --input "$WORK/in" --from 2026-11-18 --to 2026-11-20 --out "$WORK/out/r" \
 	--routing-policy "$WORK/routing_policy.json" >"$WORK/report.out" 2>"$WORK/report.err" ||
 	fail "sfk report exited $?"
@@ -326,7 +329,9 @@ if grep -qiE '<script|<link|src="http|href="http|@import' "$H"; then
 fi
 grep -q 'class="sla"' "$H" && grep -q 'SLA 60 min' "$H" || fail "no SLA line in the charts"
 for day in 11-18 11-19 11-20; do grep -q ">$day</text>" "$H" || fail "trend misses day $day"; done
-pass "report.html: self-contained, 4 SVG charts, SLA line, daily trend"
+grep -q '<td>bo.chen <span class="id">005000000000002AAA</span>' "$H" ||
+	fail "owner names from the routing policy not shown"
+pass "report.html: self-contained, 4 SVG charts, SLA line, daily trend, owner names"
 
 rc=0
 "$SFK" report --input "$WORK/in" --from 2026-11-31 --out "$WORK/x" >/dev/null 2>&1 || rc=$?
