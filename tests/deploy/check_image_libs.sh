@@ -4,7 +4,8 @@
 #
 # No container engine runs here, so this compares texts: SFK_RUNTIME_PACKAGES in the Dockerfile's
 # runtime stage against `ldd` of the built binaries (BIN_DIR, else $SFK_BIN_DIR, else a build into
-# $SFK_SOURCE_DIR/build; SFK_DOCKERFILE overrides the Dockerfile). Each library is mapped to its Debian package with `dpkg -S`. A package is
+# $SFK_SOURCE_DIR/build; SFK_DOCKERFILE overrides the Dockerfile). Each library is mapped to its
+# Debian package through dpkg's file lists (as `dpkg -S` does). A package is
 # covered when it is listed, or is a dependency (Depends/Pre-Depends, recursively, from this
 # machine's dpkg database: the same Debian release as the image) of a listed package or of libc6
 # (in every Debian base image). Fails on any uncovered package, and on a listed package that
@@ -28,6 +29,8 @@ if [ -z "$bin" ]; then
 fi
 
 dockerfile=${SFK_DOCKERFILE:-$src/Dockerfile}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/sfk-image-libs.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
 listed=$(sed -n 's/^ARG SFK_RUNTIME_PACKAGES="\(.*\)"$/\1/p' "$dockerfile")
 [ -n "$listed" ] || { echo "FAIL no ARG SFK_RUNTIME_PACKAGES=\"...\" in $dockerfile"; exit 1; }
 grep -q '^FROM debian:${DEBIAN_RELEASE}-slim AS runtime' "$dockerfile" ||
@@ -37,39 +40,49 @@ here_release=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 [ "$release" = "$here_release" ] ||
 	echo "WARN image release $release, this machine $here_release: package names may differ"
 
-# Packages behind every library the built binaries load.
+# Packages behind every library the built binaries load. One pass over dpkg's file lists
+# (what `dpkg -S` reads) for all libraries at once; /lib and /usr/lib are the same (usrmerge).
 declare -A need=() # package -> libraries
-declare -A pkg_of=() # library path -> package (dpkg -S is slow)
 found=()
+: > "$tmp/libs"
 for b in "${binaries[@]}"; do
 	[ -x "$bin/$b" ] || continue
 	found+=("$b")
-	while read -r lib; do
-		pkg=${pkg_of[$lib]:-}
-		if [ -z "$pkg" ]; then
-			real=$(readlink -f "$lib")
-			pkg=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "$real" 2>/dev/null || true)
-			pkg=${pkg%%:*}
-			pkg_of[$lib]=$pkg
-		fi
-		[ -n "$pkg" ] || { echo "FAIL $b: $lib belongs to no Debian package"; exit 1; }
-		[[ " ${need[$pkg]:-} " == *" $(basename "$lib") "* ]] || need[$pkg]="${need[$pkg]:-} $(basename "$lib")"
-	done < <(ldd "$bin/$b" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}')
+	ldd "$bin/$b" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}' >> "$tmp/libs"
 done
 [ ${#found[@]} -gt 0 ] || { echo "FAIL no binary of ${binaries[*]} in $bin"; exit 1; }
+sort -u "$tmp/libs" -o "$tmp/libs"
+while read -r lib; do
+	for p in "$lib" "$(readlink -f "$lib")"; do
+		echo "$p"
+		case $p in /usr/lib/*) echo "${p#/usr}" ;; /lib/* | /lib64/*) echo "/usr$p" ;; esac
+	done
+done < "$tmp/libs" | sort -u > "$tmp/patterns"
+grep -HxF -f "$tmp/patterns" /var/lib/dpkg/info/*.list > "$tmp/owners" || true
+while read -r lib; do
+	real=$(readlink -f "$lib")
+	# lines: /var/lib/dpkg/info/<package>[:<arch>].list:<path>
+	pkg=$(awk -v a="$lib" -v b="$real" '{i = index($0, ".list:"); f = substr($0, i + 6)}
+		f==a || f==b || f=="/usr"a || f=="/usr"b || "/usr"f==a || "/usr"f==b {print substr($0, 1, i + 4); exit}' "$tmp/owners")
+	pkg=$(basename "${pkg:-}" .list)
+	pkg=${pkg%%:*}
+	[ -n "$pkg" ] || { echo "FAIL $lib belongs to no Debian package"; exit 1; }
+	need[$pkg]="${need[$pkg]:-} $(basename "$lib")"
+done < "$tmp/libs"
 
 # Dependency closure of the listed packages (+ libc6), from the local dpkg database.
-declare -A closure=()
+declare -A deps_of=() closure=()
+while IFS='|' read -r p d; do
+	deps_of[$p]=$d
+done < <(dpkg-query -W -f='${Package}|${Depends}, ${Pre-Depends}\n')
 queue=(libc6 $listed)
 while [ ${#queue[@]} -gt 0 ]; do
-	p=${queue[0]}
+	p=${queue[0]%%:*}
 	queue=("${queue[@]:1}")
-	p=${p%%:*}
 	[ -n "${closure[$p]:-}" ] && continue
 	closure[$p]=1
-	deps=$(dpkg-query -W -f='${Depends}, ${Pre-Depends}' "$p" 2>/dev/null || true)
 	# "a (>= 1) | b, c" -> a c (first alternative; versions dropped)
-	for d in $(sed 's/([^)]*)//g; s/|[^,]*//g; s/,/ /g' <<<"$deps"); do
+	for d in $(sed 's/([^)]*)//g; s/|[^,]*//g; s/,/ /g' <<<"${deps_of[$p]:-}"); do
 		[ -z "${closure[${d%%:*}]:-}" ] && queue+=("$d")
 	done
 done
