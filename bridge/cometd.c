@@ -616,7 +616,7 @@ static int do_token(struct cometd *c, enum cometd_outcome *out, char *errstr, si
 	}
 	memset(tok, 0, sizeof tok);
 	struct cometd_verdict v = {.action = COMETD_ACT_RETRY, .interval_ms = -1, .timeout_ms = -1};
-	snprintf(v.reason, sizeof v.reason, "token provider: %s: %s", sfk_err_str(rc), err);
+	snprintf(v.reason, sizeof v.reason, "token provider: %s: %.200s", sfk_err_str(rc), err);
 	if (rc == SFK_OK || sfk_err_class(rc) == SFK_CLASS_FATAL ||
 	    sfk_err_class(rc) == SFK_CLASS_PERMANENT)
 		v.action = COMETD_ACT_FATAL;

@@ -31,8 +31,8 @@ fail() {
 # Standard flags through the config helper.
 out=$("$BIN" --serve --version) || fail "--version exit $?"
 [[ "$out" == "test_admin --serve "* ]] || fail "--version printed '$out'"
-"$BIN" --serve --help | grep -q -- '--admin-addr' || fail "--help does not list --admin-addr"
-"$BIN" --serve --help | grep -q 'SFK_ADMIN_ADDR' || fail "--help does not name SFK_ADMIN_ADDR"
+"$BIN" --serve --help | grep -c -- '--admin-addr' >/dev/null || fail "--help does not list --admin-addr"
+"$BIN" --serve --help | grep -c 'SFK_ADMIN_ADDR' >/dev/null || fail "--help does not name SFK_ADMIN_ADDR"
 out=$("$BIN" --serve --check-config) || fail "--check-config exit $?"
 [ "$out" = "configuration OK" ] || fail "--check-config printed '$out'"
 set +e

@@ -133,7 +133,7 @@ env=$(topic cdc.lead | grep "^$lead	" | cut -f3)
 [ "$(jq -r .fields.Company <<<"$env")" = Engines ] || fail "lead: fields not carried"
 [ "$(jq -r .flags.echo <<<"$env")" = false ] || fail "lead: flagged echo"
 rid=$(jq -r .replay_id <<<"$env")
-topic cdc.lead | grep "^$lead	" | cut -f2 | grep -q "sfk.event_id=Lead:$lead:$rid" ||
+topic cdc.lead | grep "^$lead	" | cut -f2 | grep -c "sfk.event_id=Lead:$lead:$rid" >/dev/null ||
 	fail "lead: event id header"
 wait_topic bridge.checkpoints "\"replay_id\":$rid" 1 10 || fail "lead: no checkpoint $rid"
 pass "Lead create -> cdc.lead, 3 workload topics, checkpoint $rid"
@@ -178,8 +178,8 @@ wait_topic wl.lead.route "^$gap	" 1 15 || fail "gap: resolved GAP_CREATE not rou
 pass "GAP_CREATE -> re-fetched through REST, gap_resolved, routed"
 
 # 6. Readiness and metrics.
-curl -sf "http://127.0.0.1:$PORT/readyz" | grep -q '"ready"' || fail "readyz"
-curl -sf "http://127.0.0.1:$PORT/metrics" | grep -q '^sfk_cdc_events_total{object="Lead",change_type="CREATE"} [1-9]' ||
+curl -sf "http://127.0.0.1:$PORT/readyz" | grep -c "\"ready\"" >/dev/null || fail "readyz"
+curl -sf "http://127.0.0.1:$PORT/metrics" | grep -c '^sfk_cdc_events_total{object="Lead",change_type="CREATE"} [1-9]' >/dev/null ||
 	fail "metrics: sfk_cdc_events_total"
 pass "/readyz ready, /metrics counts events"
 
