@@ -117,6 +117,16 @@ static const struct config_entry table[] = {
          .dest = &g_log_level, .allowed = level_values},
 };
 
+/* Whole-config check: the selected workload validates its policy, so
+ * --check-config reports every policy problem (with its JSON path). */
+static void validate(struct config *c, void *ctx)
+{
+	(void)ctx;
+	const struct workload_ops *ops = g_workload ? workload_find(g_workload) : NULL;
+	if (ops && ops->check_config)
+		ops->check_config(c);
+}
+
 static int64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -187,6 +197,7 @@ int main(int argc, char **argv)
 		if (workload_registry[i]->config)
 			config_add_table(cfg, workload_registry[i]->config,
 			                 workload_registry[i]->nconfig);
+	config_set_validator(cfg, validate, NULL);
 	rc = config_load(cfg, argc, argv);
 	if (rc != CONFIG_RUN) {
 		config_free(&cfg);

@@ -599,6 +599,18 @@ static int route_init(struct wl_ctx *ctx)
 	return 0;
 }
 
+static void route_check_config(struct config *c)
+{
+	json_t *problems = NULL, *v;
+	size_t i;
+	struct route_policy *p = route_policy_load(g_policy_path, g_schema_path, &problems);
+
+	json_array_foreach(problems, i, v)
+	        config_problem(c, NULL, "routing policy: %s", json_string_value(v));
+	json_decref(problems);
+	route_policy_free(p);
+}
+
 static void route_fini(struct wl_ctx *ctx)
 {
 	route_policy_free(ctx->state);
@@ -833,4 +845,5 @@ const struct workload_ops route_ops = {
         .decide = route_decide,
         .fini = route_fini,
         .system_prompt = route_system_prompt,
+        .check_config = route_check_config,
 };

@@ -129,6 +129,13 @@ struct workload_ops {
 	void (*fini)(struct wl_ctx *ctx);
 	/* Default system prompt of the flywheel record (static text). */
 	const char *system_prompt;
+	/*
+	 * Optional, for --check-config and start-up: validate the workload's
+	 * settings and policy files, reporting each problem with
+	 * config_problem(c, NULL, ...) (JSON paths included). Runs only for the
+	 * selected workload, after every setting parsed.
+	 */
+	void (*check_config)(struct config *c);
 };
 
 /* registry.c: every workload, NULL-terminated. */
