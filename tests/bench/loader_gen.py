@@ -8,7 +8,8 @@ the loader tests and benchmark, one `key<TAB>value` line each (kcat -P -K'\t').
 Decision ids are "<workload>-<run>-<i>", unique per run. Timestamps spread
 over D UTC days from --start. --dup-prompts K: every K-th record repeats the
 user prompt of the previous one (for export de-duplication). --bad: emit one
-malformed record (fails the schema) instead."""
+malformed record (fails the schema) instead; --huge-ts: one schema-valid
+record whose timestamp Elasticsearch refuses (document_parsing_exception)."""
 import argparse
 import json
 import random
@@ -53,12 +54,19 @@ def main():
     ap.add_argument("--run", default="r")
     ap.add_argument("--dup-prompts", type=int, default=0)
     ap.add_argument("--bad", action="store_true")
+    ap.add_argument("--huge-ts", action="store_true",
+                    help="one schema-valid record whose timestamp Elasticsearch cannot store")
     a = ap.parse_args()
     rnd = random.Random(a.seed)
     out = sys.stdout
     if a.bad:
         did, r = record(0, a.run + "bad", a.start, WORKLOADS[0], 0)
         r["extra_top_level"] = True  # the strict index (and our schema) refuse it
+        out.write("%s\t%s\n" % (did, json.dumps(r, separators=(",", ":"))))
+        return
+    if a.huge_ts:
+        ts = 99999999999999999  # valid JSON Schema integer; beyond ES's date range
+        did, r = record(0, a.run + "huge", ts, WORKLOADS[0], 0)
         out.write("%s\t%s\n" % (did, json.dumps(r, separators=(",", ":"))))
         return
     prompt = 0
