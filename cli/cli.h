@@ -31,6 +31,7 @@ int cmd_topics(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
 /* Shared settings, as config table entries (dest: const char ** / bool *). */
@@ -66,6 +67,10 @@ json_t *cli_workloads(const char *path);
 
 /* Split "a,b,c" into a new JSON array of non-empty, trimmed strings. */
 json_t *cli_split(const char *s);
+
+/* "YYYY-MM-DDTHH:MM:SS[.fff](Z|+HHMM|+HH:MM)" (no zone: UTC) -> epoch
+ * seconds, or NAN when malformed. */
+double cli_parse_time(const char *s);
 
 /* stdout is a terminal (human output) / stderr is a terminal (progress). */
 bool cli_stdout_tty(void);

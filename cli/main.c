@@ -1,6 +1,6 @@
 /*
  * sfk - the operator's command: dispatches `sfk <command> ...` to one file
- * per command (topics.c, policy.c, doctor.c, dlq.c, report.c).
+ * per command (topics.c, policy.c, doctor.c, dlq.c, replay.c, report.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +13,7 @@ static const struct cli_cmd cmds[] = {
         {"policy", "check FILE: validate a routing/templates/workloads policy", cmd_policy},
         {"doctor", "check the whole set-up, one line per check with its fix", cmd_doctor},
         {"dlq", "list|show|retry dead letters of a workload", cmd_dlq},
+        {"replay", "--reset: move a stopped workload group back to a time", cmd_replay},
         {"report", "flywheel metrics: dashboard JSON, CSVs and an HTML report", cmd_report},
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])

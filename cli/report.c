@@ -66,34 +66,6 @@ double report_quantile(double *v, size_t n, double q)
 	return v[lo] + (v[lo + 1] - v[lo]) * (pos - (double)lo);
 }
 
-/* "YYYY-MM-DDTHH:MM:SS[.fff](Z|+HHMM|+HH:MM)" -> epoch seconds (double), or NAN. */
-static double parse_time(const char *s)
-{
-	struct tm tm = {0};
-	int y, mo, d, h, mi, n = 0;
-	double sec;
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
-		return NAN;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	double t = (double)timegm(&tm) + sec;
-	const char *z = s + n;
-	if (*z == '+' || *z == '-') {
-		int oh = 0, om = 0;
-		if (sscanf(z + 1, "%2d:%2d", &oh, &om) != 2 &&
-		    sscanf(z + 1, "%2d%2d", &oh, &om) != 2)
-			return NAN;
-		double off = (double)(oh * 3600 + om * 60);
-		t += *z == '+' ? -off : off;
-	} else if (*z != 'Z' && *z != '\0') {
-		return NAN;
-	}
-	return t;
-}
-
 /* epoch seconds of 00:00 UTC of "YYYY-MM-DD", or -1. */
 static long long day_start(const char *day)
 {
@@ -283,7 +255,7 @@ static json_t *compute_routing(json_t *routed)
 	json_object_foreach(routed, lead, r)
 	{
 		json_t *dec = json_object_get(r, "dec");
-		double created = parse_time(sget(json_object_get(r, "facts"), "CreatedDate"));
+		double created = cli_parse_time(sget(json_object_get(r, "facts"), "CreatedDate"));
 		double t = json_number_value(json_object_get(r, "t"));
 		double lat = isnan(created) ? NAN : (t - created) / 60.0;
 		const char *sg = sget(dec, "segment"), *rg = sget(dec, "region");
@@ -352,7 +324,7 @@ static json_t *compute_ttfr(json_t *first, json_t *routed, const struct report_o
 			owner = sget(f, "user");
 		int breach = ttfr > lead_sla(o, rdec, segment);
 		char d[11] = "unknown";
-		double created = parse_time(sget(f, "created"));
+		double created = cli_parse_time(sget(f, "created"));
 		if (!isnan(created))
 			day_of(created, d);
 		gadd(all, "all", ttfr, breach);
@@ -548,7 +520,7 @@ json_t *report_compute(json_t *records, const struct report_opts *o)
 			keep_latest(routed, lead, t, content(rec, 0), dec);
 		} else if (strcmp(wl, "lead.first_touch_detect") == 0) {
 			json_t *fr = json_object_get(dec, "first_response");
-			double at = parse_time(sget(fr, "at"));
+			double at = cli_parse_time(sget(fr, "at"));
 			json_t *tt = json_object_get(dec, "ttfr_minutes");
 			json_t *cur = json_object_get(first, lead);
 			if (json_is_number(tt) && !isnan(at) &&

@@ -2,6 +2,8 @@
  * util.c - output and configuration helpers shared by the sfk subcommands.
  */
 #include <ctype.h>
+#include <math.h>
+#include <time.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,4 +171,32 @@ char *cli_read_file(const char *path, size_t max, size_t *len)
 	if (len)
 		*len = n;
 	return buf;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS[.fff](Z|+HHMM|+HH:MM)" -> epoch seconds (double), or NAN. */
+double cli_parse_time(const char *s)
+{
+	struct tm tm = {0};
+	int y, mo, d, h, mi, n = 0;
+	double sec;
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+		return NAN;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	double t = (double)timegm(&tm) + sec;
+	const char *z = s + n;
+	if (*z == '+' || *z == '-') {
+		int oh = 0, om = 0;
+		if (sscanf(z + 1, "%2d:%2d", &oh, &om) != 2 &&
+		    sscanf(z + 1, "%2d%2d", &oh, &om) != 2)
+			return NAN;
+		double off = (double)(oh * 3600 + om * 60);
+		t += *z == '+' ? -off : off;
+	} else if (*z != 'Z' && *z != '\0') {
+		return NAN;
+	}
+	return t;
 }

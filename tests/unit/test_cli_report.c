@@ -27,11 +27,11 @@ static void test_quantile(void **state)
 static void test_parse_time(void **state)
 {
 	(void)state;
-	assert_float_equal(parse_time("1970-01-01T00:01:00Z"), 60, 1e-9);
-	assert_float_equal(parse_time("1970-01-01T01:00:00.500+0100"), 0.5, 1e-9);
-	assert_float_equal(parse_time("1970-01-01T00:00:00.000-01:30"), 5400, 1e-9);
-	assert_true(isnan(parse_time("yesterday")));
-	assert_true(isnan(parse_time(NULL)));
+	assert_float_equal(cli_parse_time("1970-01-01T00:01:00Z"), 60, 1e-9);
+	assert_float_equal(cli_parse_time("1970-01-01T01:00:00.500+0100"), 0.5, 1e-9);
+	assert_float_equal(cli_parse_time("1970-01-01T00:00:00.000-01:30"), 5400, 1e-9);
+	assert_true(isnan(cli_parse_time("yesterday")));
+	assert_true(isnan(cli_parse_time(NULL)));
 	assert_int_equal(day_start("1970-01-02"), 86400);
 	assert_int_equal(day_start("2026-02-31"), -1);
 	assert_int_equal(day_start("2026-1-01"), -1);
