@@ -337,8 +337,15 @@ pass "owners match the policy, shares within 1 of the weights, 1 write per lead,
 
 # 6. Readiness, metrics, graceful stop.
 curl -sf "http://127.0.0.1:$(port_of w1)/readyz" >/dev/null || fail "w1 not ready"
-curl -sf "http://127.0.0.1:$(port_of w1)/metrics" | grep -q '^sfk_active_workers{workload="lead.route"} 1' ||
-	fail "sfk_active_workers"
+metrics=$(curl -sf "http://127.0.0.1:$(port_of w1)/metrics") || fail "w1 /metrics"
+grep -q '^sfk_active_workers{workload="lead.route"} 1' <<<"$metrics" || fail "sfk_active_workers"
+lat=0
+for n in w1 w3; do
+	curl -sf "http://127.0.0.1:$(port_of $n)/metrics" >"$WORK/metrics.$n" || fail "$n /metrics"
+	grep -q '^sfk_worker_processing_latency_seconds_count{workload="lead.route"} [1-9]' \
+		"$WORK/metrics.$n" && lat=1
+done
+[ $lat = 1 ] || fail "no processing latency observed (sfk_worker_processing_latency_seconds)"
 [ "$(metric_sum routed w1 w3)" -ge 1 ] || fail "sfk_decisions_total{outcome=routed}"
 for pid in "$W1" "$W3"; do kill -TERM "$pid"; done
 for pid in "$W1" "$W3"; do
