@@ -437,6 +437,10 @@ struct traffic {
 	struct lead_state *leads;
 	long created;
 	long responses_planned, responses_done, errors;
+	/* Latest sim time (ms) any scheduled action of the created leads is
+	 * due at, follow-up closes of open Tasks included; 0 = none. One clock
+	 * jump past it makes every response of those leads due. */
+	int64_t last_due_ms;
 	struct action *heap;
 	size_t nheap, capheap;
 	char reps[MAX_REPS][SIM_ID_BUF];
@@ -601,6 +605,11 @@ static void create_lead(struct traffic *t, long i)
 	{
 		struct action a = {now + json_integer_value(json_object_get(r, "delay_ms")), i,
 		                   (int)k, 0};
+		/* The close of a Task left open is due close_after_ms after
+		 * the open's plan time (not after it is processed). */
+		int64_t end = a.due + json_integer_value(json_object_get(r, "close_after_ms"));
+		if (end > t->last_due_ms)
+			t->last_due_ms = end;
 		heap_push(t, a);
 	}
 	pthread_mutex_unlock(&t->mu);
@@ -862,6 +871,7 @@ int traffic_start(struct sim *sim, const struct traffic_profile *p, char *err, s
 	t->prof = *p;
 	t->created = t->responses_planned = t->responses_done = t->errors = 0;
 	t->done = 0;
+	t->last_due_ms = 0;
 	t->leads = xcalloc((size_t)p->leads, sizeof(*t->leads));
 	for (long i = 0; i < p->leads; i++) {
 		struct lead_state *ls = &t->leads[i];
@@ -950,12 +960,13 @@ json_t *traffic_status(struct sim *sim)
 	if (!t)
 		return json_object();
 	pthread_mutex_lock(&t->mu);
-	json_t *o = json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "running", t->running, "done",
-	                      t->done, "planned", (json_int_t)t->prof.leads, "created",
+	json_t *o = json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "running", t->running,
+	                      "done", t->done, "planned", (json_int_t)t->prof.leads, "created",
 	                      (json_int_t)t->created, "responses_planned",
 	                      (json_int_t)t->responses_planned, "responses_done",
 	                      (json_int_t)t->responses_done, "errors", (json_int_t)t->errors,
-	                      "seed", (json_int_t)t->prof.seed);
+	                      "seed", (json_int_t)t->prof.seed, "pending", (json_int_t)t->nheap,
+	                      "last_due_ms", (json_int_t)t->last_due_ms);
 	pthread_mutex_unlock(&t->mu);
 	return o;
 }

@@ -68,7 +68,10 @@ int traffic_start(struct sim *sim, const struct traffic_profile *p, char *err, s
  * profile file, at most TRAFFIC_PROFILE_MAX bytes. 0 or -1 with a log line. */
 int traffic_start_file(struct sim *sim, const char *path);
 /* {"running","done","planned","created","responses_planned","responses_done",
- *  "errors","seed"}; new reference. */
+ *  "errors","seed","pending" (queued actions),"last_due_ms" (sim ms when the
+ *  last action of the leads created so far is due, closes of open Tasks
+ *  included; 0 = none)}; new reference. Once every lead is created, moving
+ *  the sim clock past last_due_ms lets the run finish. */
 json_t *traffic_status(struct sim *sim);
 /*
  * {"leads":[{"index", "lead_id", "created_at", "created_ms", "region",

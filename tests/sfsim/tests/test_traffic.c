@@ -2,7 +2,9 @@
  * test_traffic.c - the traffic generator's plan: deterministic per seed,
  * realistic mixes (regions, ISO countries, segments, intents), response
  * plans that include unanswered leads, quick "before routing" answers and
- * out-of-order pairs; profile validation messages.
+ * out-of-order pairs; profile validation messages. And a run against an
+ * in-process org: one sim-clock jump past status.last_due_ms finishes it
+ * (every response done, Tasks left open closed too).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,9 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
+#include "cdc.h"
+#include "org.h"
 #include "traffic.h"
 
 static struct traffic_profile prof(uint64_t seed)
@@ -168,12 +173,99 @@ static void test_profile_parse(void **state)
 	json_decref(j);
 }
 
+static void nap_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static json_int_t status_int(struct sim *sim, const char *key)
+{
+	json_t *st = traffic_status(sim);
+	json_int_t v = json_is_true(json_object_get(st, key))
+	                       ? 1
+	                       : json_integer_value(json_object_get(st, key));
+	json_decref(st);
+	return v;
+}
+
+/* it_sim_cometd_traffic's profile: responses minutes away, call Tasks left
+ * open and closed after a later response. Jumping the clock just past
+ * last_due_ms must finish the run: nothing may be scheduled relative to
+ * when an earlier action happened to be processed (a close due "open
+ * processed + close_after" stayed pending after the jump: "42 of 46"). */
+static void test_run_finishes_after_one_jump(void **state)
+{
+	static struct sim sim;
+	struct sim_config cfg;
+	struct traffic_profile p;
+	const char *users[] = {"integration@sfk-sim.test"};
+	char err[200];
+	json_t *j, *truth, *lead, *r;
+	size_t i, k;
+	int ok = 0;
+	(void)state;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.seed = 1;
+	cfg.api_limit = 100000;
+	cfg.token_ttl_s = 7200;
+	cfg.opts = json_object();
+	assert_int_equal(org_init(&sim, &cfg, users, 1), 0);
+	assert_int_equal(cdc_module_init(&sim), 0);
+	assert_int_equal(traffic_module_init(&sim), 0);
+
+	j = json_pack("{s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:f}", "leads", 40, "rate", 2000, "seed", 5,
+	              "delay_min_ms", 60000, "delay_max_ms", 600000, "second_response_ratio", 0.7,
+	              "out_of_order_ratio", 0.6, "answer_ratio", 0.8);
+	assert_int_equal(traffic_profile_parse(j, &p, err, sizeof(err)), 0);
+	json_decref(j);
+	assert_int_equal(traffic_start(&sim, &p, err, sizeof(err)), 0);
+	for (i = 0; i < 1000 && status_int(&sim, "created") < 40; i++)
+		nap_ms(10);
+	assert_int_equal(status_int(&sim, "created"), 40);
+	assert_true(status_int(&sim, "pending") > 0);
+
+	json_int_t last = status_int(&sim, "last_due_ms");
+	assert_true(last > sim_now_ms(&sim));
+	sim_clock_advance(&sim, last - sim_now_ms(&sim) + 1);
+	for (i = 0; i < 1000 && !(ok = (int)status_int(&sim, "done")); i++)
+		nap_ms(10);
+	if (!ok) {
+		json_t *st = traffic_status(&sim);
+		char *d = json_dumps(st, 0);
+		fail_msg("run not done after the jump past last_due_ms: %s", d);
+	}
+	assert_int_equal(status_int(&sim, "errors"), 0);
+	assert_int_equal(status_int(&sim, "pending"), 0);
+	assert_int_equal(status_int(&sim, "responses_done"), status_int(&sim, "responses_planned"));
+
+	/* Tasks left open were closed, every planned response is done. */
+	truth = traffic_truth(&sim);
+	int closed = 0;
+	json_array_foreach(json_object_get(truth, "leads"), i, lead)
+	{
+		json_array_foreach(json_object_get(lead, "responses"), k, r)
+		{
+			assert_string_equal(json_string_value(json_object_get(r, "state")), "done");
+			closed += json_object_get(r, "closed_by") != NULL;
+		}
+	}
+	assert_true(closed > 0);
+	json_decref(truth);
+
+	traffic_module_fini(&sim);
+	cdc_module_fini(&sim);
+	org_fini(&sim);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_deterministic),
 	        cmocka_unit_test(test_mix),
 	        cmocka_unit_test(test_profile_parse),
+	        cmocka_unit_test(test_run_finishes_after_one_jump),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
