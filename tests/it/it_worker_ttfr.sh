@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# it_worker_ttfr: lead.first_touch_detect end to end. sfk-sim's traffic
+# generator creates Leads and responses (call Tasks, email Tasks, sent
+# EmailMessages linked through EmailMessageRelation; out-of-order pairs where
+# the response created later carries the earlier time; call Tasks completed
+# long after they were opened); sfk-bridge fans them out; two sfk-worker
+# replicas detect the first response. The sim clock is advanced in steps so
+# responses arrive over many batches, in every order. Then, per Lead:
+#   First_Response_At__c == the truth's earliest response (exact), the source
+#   is the truth's (Task / EmailMessage; a tie between an email and its own
+#   Task may be either), the user is right when one response holds the minimum,
+#   Time_to_First_Response__c == truth minutes, unanswered Leads have nothing,
+#   and Salesforce writes per Lead <= its responses (GET /sim/stats).
+# Finally "response before its Lead": a Lead's fields are cleared and its
+# CREATE is delivered again after its responses; the worker resolves the
+# response kept in Redis and writes the same earliest value back.
+#
+# Needs KAFKA_BOOTSTRAP_SERVERS (the shared broker, eval "$(tests/stack/up
+# --kafka real --sim)"); starts its own sfk-sim and Redis because it moves the
+# sim clock and asserts exact write counts. Topics and groups get a per-run
+# prefix.
+set -euo pipefail
+
+: "${SFK_BIN_DIR:?SFK_BIN_DIR must point at the bin directory of the build}"
+: "${SFK_SOURCE_DIR:?SFK_SOURCE_DIR must point at the repository}"
+NAME=it_worker_ttfr
+WORK=$(mktemp -d)
+PIDS=()
+STACK=
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	if [ -n "$STACK" ]; then
+		SFK_STACK_DIR=$STACK "$SFK_SOURCE_DIR/tests/stack/down" >/dev/null 2>&1 || true
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "$NAME: FAIL: $*" >&2
+	local f
+	for f in "$WORK"/*.log; do
+		[ -s "$f" ] && grep -v '"level":"info"' "$f" | tail -8 | sed "s|^|  $(basename "$f"): |" >&2
+	done
+	exit 1
+}
+pass() { echo "ok   $*"; }
+
+for b in sfk-bridge sfk-worker sfk-sim; do
+	[ -x "$SFK_BIN_DIR/$b" ] || fail "$SFK_BIN_DIR/$b not built"
+done
+for c in kcat jq curl; do command -v $c >/dev/null || fail "$c not installed"; done
+[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ] ||
+	fail "KAFKA_BOOTSTRAP_SERVERS is not set: run eval \"\$(tests/stack/up --kafka real --sim)\" first"
+
+# A private sim and Redis; the shared broker.
+BROKERS=$KAFKA_BOOTSTRAP_SERVERS
+eval "$("$SFK_SOURCE_DIR/tests/stack/up" --sim --kafka none)" || fail "tests/stack/up --sim failed"
+STACK=$SFK_STACK_DIR
+export KAFKA_BOOTSTRAP_SERVERS=$BROKERS
+
+P="itttfr$$r$RANDOM."
+export SFK_TOPIC_PREFIX=$P SFK_BRIDGE_TRANSACTIONAL_ID="${P}bridge" SFK_ADMIN_ADDR=127.0.0.1:0
+export SFK_WORKLOADS_POLICY="$SFK_SOURCE_DIR/policies/workloads.json"
+export SFK_WORKLOADS_SCHEMA="$SFK_SOURCE_DIR/schemas/workloads.schema.json"
+export SFK_CLIENT_ID=sfk-kpis SFK_BRIDGE_START_FROM=latest SFK_BRIDGE_LEASE_KEY="sfk:lease:${P}bridge"
+export KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS=1000 SFK_BATCH_WAIT=100ms
+TOPIC="${P}wl.lead.first_touch_detect"
+
+ctl() { # ctl METHOD PATH [JSON]: the sim's control API
+	curl -sS --fail --cacert "$SF_CA_FILE" -H 'Content-Type: application/json' \
+		-X "$1" ${3:+-d "$3"} "$SF_SIM_URL$2"
+}
+records() { # committed records on the workload topic: key<TAB>value
+	kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -C -t "$TOPIC" -o beginning -e -q \
+		-X isolation.level=read_committed -f '%k\t%s\n' 2>/dev/null || true
+}
+wait_log() { # wait_log FILE REGEX SECONDS
+	local deadline=$((SECONDS + $3))
+	until grep -Eq -- "$2" "$1" 2>/dev/null; do
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 0.1
+	done
+}
+start() { # start LOGNAME CMD...: background process, pid remembered
+	local log=$1
+	shift
+	"$@" 2>"$WORK/$log.log" &
+	PIDS+=($!)
+}
+admin_port() {
+	sed -n 's/.*"msg":"admin listening".*"port":\([0-9]*\).*/\1/p' "$WORK/$1.log" | head -1
+}
+decisions() { # sum of sfk_decisions_total over the workers
+	local n=0 w v
+	for w in w1 w2; do
+		v=$(curl -sf "http://127.0.0.1:$(admin_port $w)/metrics" |
+			awk '/^sfk_decisions_total\{/ && !/outcome="retry"/ {s += $2} END {print s + 0}')
+		n=$(awk -v a="$n" -v b="${v:-0}" 'BEGIN {print a + b}')
+	done
+	echo "${n%.*}"
+}
+caught_up() { # caught_up SECONDS: the workers decided at least every record so far
+	local deadline=$((SECONDS + $1)) want
+	want=$(records | grep -c . || true)
+	until [ "$(decisions)" -ge "$want" ]; do
+		[ $SECONDS -lt $deadline ] || return 1
+		for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || fail "a process exited"; done
+		sleep 0.3
+	done
+}
+
+start bridge "$SFK_BIN_DIR/sfk-bridge"
+deadline=$((SECONDS + 30))
+until [ "$(grep -c '"msg":"cometd subscribed"' "$WORK/bridge.log" || true)" -ge 3 ]; do
+	[ $SECONDS -lt $deadline ] || fail "bridge not subscribed to the 3 channels"
+	sleep 0.1
+done
+
+# Leads first (responses lie minutes to hours ahead in sim time).
+ctl POST /sim/traffic '{"seed":11,"leads":40,"rate":200,"answer_ratio":0.9,
+	"second_response_ratio":0.7,"out_of_order_ratio":0.6,"before_routing_ratio":0.2,
+	"quick_max_ms":300,"delay_min_ms":60000,"delay_max_ms":7200000,
+	"email_message_ratio":0.45,"call_ratio":0.5}' >/dev/null || fail "traffic start"
+deadline=$((SECONDS + 60))
+until [ "$(records | grep -c . || true)" -ge 40 ]; do
+	[ $SECONDS -lt $deadline ] || fail "the 40 Lead CREATEs never reached $TOPIC"
+	sleep 0.3
+done
+
+# Two replicas (the topic exists now).
+start w1 "$SFK_BIN_DIR/sfk-worker" --workload lead.first_touch_detect
+start w2 "$SFK_BIN_DIR/sfk-worker" --workload lead.first_touch_detect
+wait_log "$WORK/w1.log" '"msg":"consuming"' 30 || fail "worker 1 did not start"
+wait_log "$WORK/w2.log" '"msg":"consuming"' 30 || fail "worker 2 did not start"
+caught_up 60 || fail "workers did not process the Lead CREATEs"
+
+# Responses: move the sim clock 20 minutes at a time, letting the workers
+# catch up after each step, until the generator has made every response.
+deadline=$((SECONDS + 150))
+until [ "$(ctl GET /sim/traffic/status | jq -r .done)" = true ]; do
+	[ $SECONDS -lt $deadline ] || fail "traffic not done: $(ctl GET /sim/traffic/status)"
+	ctl POST /sim/clock '{"advance_ms":1200000}' >/dev/null
+	caught_up 60 || fail "workers fell behind"
+done
+caught_up 60 || fail "workers fell behind at the end"
+ctl GET /sim/traffic/truth >"$WORK/truth.json"
+[ "$(jq '[.leads[].responses[] | select(.state == "failed")] | length' "$WORK/truth.json")" = 0 ] ||
+	fail "the generator had failed responses"
+
+# expected.tsv: lead, first at, allowed sources, user (or -), ttfr minutes
+jq -r '.leads[] | . as $l
+	| ([.responses[] | select(.state == "done" and .at_ms == $l.first_response_ms)]) as $m
+	| [ .lead_id, (.first_response_at // "-"),
+	    ([$m[] | if .kind == "email_message"
+	              then (if .backdated then "EmailMessage" else "EmailMessage|Task" end)
+	              else "Task" end] | join("|") | if . == "" then "-" else . end),
+	    (if ($m | length) == 1 then .first_response_user else "-" end),
+	    (.ttfr_minutes // "-") ] | @tsv' "$WORK/truth.json" >"$WORK/expected.tsv"
+kinds=$(jq -r '[.leads[].responses[] | .kind + (if .backdated then "(backdated)" else "" end) +
+	(if .closed_by then "(closed later)" else "" end)] | group_by(.) |
+	map("\(.[0])=\(length)") | join(" ")' "$WORK/truth.json")
+
+check() { # prints mismatches, one per line
+	ctl GET /sim/org | jq -c '[.Lead[] | {Id, First_Response_At__c, First_Response_Source__c,
+		First_Response_User__c, Time_to_First_Response__c}] | INDEX(.Id)' >"$WORK/org.json"
+	while IFS=$'\t' read -r lead at sources user minutes; do
+		jq -r --arg id "$lead" --arg at "$at" --arg src "$sources" --arg user "$user" \
+			--arg min "$minutes" '.[$id] as $r
+			| if $r == null then "\($id): missing"
+			  elif $at == "-" then (if $r.First_Response_At__c != null then
+				"\($id): unanswered but has \($r.First_Response_At__c)" else empty end)
+			  elif $r.First_Response_At__c != $at then
+				"\($id): First_Response_At__c \($r.First_Response_At__c), truth \($at)"
+			  elif ($src | split("|") | index($r.First_Response_Source__c)) == null then
+				"\($id): source \($r.First_Response_Source__c), truth \($src)"
+			  elif $user != "-" and $r.First_Response_User__c != $user then
+				"\($id): user \($r.First_Response_User__c), truth \($user)"
+			  elif (($r.Time_to_First_Response__c // -1) - ($min | tonumber) |
+				fabs) > 0.006 then
+				"\($id): TTFR \($r.Time_to_First_Response__c), truth \($min)"
+			  else empty end' "$WORK/org.json"
+	done <"$WORK/expected.tsv"
+}
+deadline=$((SECONDS + 60))
+until [ -z "$(check)" ]; do
+	[ $SECONDS -lt $deadline ] || fail "first responses differ from the truth:
+$(check | head -10)"
+	sleep 0.5
+done
+answered=$(awk -F'\t' '$2 != "-"' "$WORK/expected.tsv" | wc -l)
+pass "$answered/40 leads: First_Response_At__c, source, user, TTFR == truth ($kinds)"
+
+# Our writes per Lead (API writes minus the generator's API create) are
+# between 1 and its number of responses.
+ctl GET /sim/stats | jq -c '.writes' >"$WORK/writes.json"
+bad=$(jq -r --slurpfile w "$WORK/writes.json" '.leads[]
+	| (.responses | map(select(.state == "done")) | length) as $n
+	| ((($w[0][.lead_id]) // 0) - (if .api then 1 else 0 end)) as $d
+	| select($d > $n or ($n > 0 and $d < 1))
+	| "\(.lead_id): \($d) writes for \($n) responses"' "$WORK/truth.json")
+[ -z "$bad" ] || fail "writes per lead: $bad"
+pass "Salesforce writes per lead between 1 and its number of responses"
+
+# Response before its Lead: clear one answered Lead, deliver its CREATE again.
+lead=$(awk -F'\t' '$2 != "-" {print $1; exit}' "$WORK/expected.tsv")
+want=$(awk -F'\t' -v l="$lead" '$1 == l {print $2}' "$WORK/expected.tsv")
+ctl PATCH "/sim/records/Lead/$lead" '{"First_Response_At__c":null,"First_Response_Source__c":null,
+	"First_Response_User__c":null,"Time_to_First_Response__c":null}' >/dev/null
+[ "$(ctl GET "/sim/records/Lead/$lead" | jq -r .First_Response_At__c)" = null ] || fail "clear"
+env=$(records | awk -F'\t' -v l="$lead" '$1 == l {print $2}' | jq -c 'select(.entity == "Lead")' | head -1)
+[ -n "$env" ] || fail "no Lead CREATE of $lead on the topic"
+jq -c '.event_id += ":again" | .replay_id += 1000000' <<<"$env" |
+	kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -P -t "$TOPIC" -k "$lead" ||
+	fail "could not produce the Lead CREATE again"
+deadline=$((SECONDS + 30))
+until [ "$(ctl GET "/sim/records/Lead/$lead" | jq -r .First_Response_At__c)" = "$want" ]; do
+	[ $SECONDS -lt $deadline ] || fail "Lead CREATE after its responses: not resolved"
+	sleep 0.3
+done
+pass "Lead CREATE after its responses -> the kept earliest ($want) written back"
+
+curl -sf "http://127.0.0.1:$(admin_port w1)/metrics" |
+	grep -q '^sfk_first_response_latency_seconds_bucket{segment=' ||
+	fail "no sfk_first_response_latency_seconds on worker 1"
+echo "$NAME: all cases passed"
