@@ -64,6 +64,9 @@ static void usage(FILE *f)
 	        "  --tls-key PEM          private key for --tls-cert\n"
 	        "  --sandbox              expect JWT aud https://test.salesforce.com\n"
 	        "  --opt KEY=VALUE        option for the streaming modules (repeatable)\n"
+	        "  --traffic FILE         start the traffic generator with this JSON profile\n"
+	        "                         (same keys as POST /sim/traffic) once the modules are "
+	        "up\n"
 	        "  --log-level LEVEL      debug, info, warn, error (default info)\n"
 	        "  --help, --version\n");
 }
@@ -130,6 +133,7 @@ int main(int argc, char **argv)
 	static struct sim sim; /* large and long-lived: not on the stack */
 	struct sim_config cfg;
 	const char *listen = "127.0.0.1:0", *tls_cert = NULL, *tls_key = NULL;
+	const char *traffic_file = NULL;
 	const char *users[MAX_USERS], *apps[MAX_APPS];
 	size_t nusers = 0, napps = 0;
 	char *cert_pem = NULL, *key_pem = NULL;
@@ -149,6 +153,7 @@ int main(int argc, char **argv)
 		O_SANDBOX,
 		O_OPT,
 		O_LOG,
+		O_TRAFFIC,
 		O_HELP,
 		O_VERSION
 	};
@@ -165,6 +170,7 @@ int main(int argc, char **argv)
 	        {"sandbox", no_argument, NULL, O_SANDBOX},
 	        {"opt", required_argument, NULL, O_OPT},
 	        {"log-level", required_argument, NULL, O_LOG},
+	        {"traffic", required_argument, NULL, O_TRAFFIC},
 	        {"help", no_argument, NULL, O_HELP},
 	        {"version", no_argument, NULL, O_VERSION},
 	        {NULL, 0, NULL, 0},
@@ -245,6 +251,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		}
+		case O_TRAFFIC: traffic_file = optarg; break;
 		case O_HELP: usage(stdout); return 0;
 		case O_VERSION: printf("sfk-sim %s\n", SFK_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -254,6 +261,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sfk-sim: unexpected argument: %s\n", argv[optind]);
 		errors++;
 	}
+	if (traffic_file && json_object_get(cfg.opts, "traffic.file")) {
+		fprintf(stderr, "sfk-sim: --traffic and --opt traffic.file are exclusive\n");
+		errors++;
+	}
+#ifndef SIM_MODULE_TRAFFIC
+	if (traffic_file) {
+		fprintf(stderr, "sfk-sim: --traffic: built without the traffic generator\n");
+		errors++;
+	}
+#endif
 	if (!tls_cert != !tls_key) {
 		fprintf(stderr, "sfk-sim: --tls-cert and --tls-key go together\n");
 		errors++;
@@ -288,6 +305,11 @@ int main(int argc, char **argv)
 		log_error("route registration failed");
 		goto out;
 	}
+#ifdef SIM_MODULE_TRAFFIC
+	/* After the modules: the generator needs the org, CDC and its routes. */
+	if (traffic_file && traffic_start_file(&sim, traffic_file) < 0)
+		goto out;
+#endif
 	if (http_start(&sim, listen, cert_pem, key_pem, &port) < 0)
 		goto out;
 	{
