@@ -187,6 +187,38 @@ static void clear_batch(struct loader *l)
 	l->n = 0;
 }
 
+/*
+ * Partitions are being taken away while a batch is filling (a rebalance
+ * inside kafka_consumer_poll): drop the records of those partitions from
+ * the batch unprocessed. Their offsets were not committed, so the new
+ * owner starts at them; processing them here as well would write them twice
+ * (into another loader's directory). Everything before this batch is
+ * already committed, so there is nothing else to finish.
+ */
+static void on_revoke(struct kafka_consumer *c, const rd_kafka_topic_partition_list_t *parts,
+                      int lost, void *opaque)
+{
+	struct loader *l = opaque;
+	size_t kept = 0, dropped = 0;
+	(void)c;
+	for (size_t i = 0; i < l->n; i++) {
+		rd_kafka_message_t *m = l->items[i].m;
+		bool gone = false;
+		for (int k = 0; k < parts->cnt && !gone; k++)
+			gone = parts->elems[k].partition == m->partition &&
+			       strcmp(parts->elems[k].topic, rd_kafka_topic_name(m->rkt)) == 0;
+		if (gone) {
+			rd_kafka_message_destroy(m);
+			dropped++;
+		} else {
+			l->items[kept++].m = m;
+		}
+	}
+	l->n = kept;
+	if (dropped)
+		log_info("batch records dropped on revoke count=%zu lost=%d", dropped, lost);
+}
+
 /* Fill the batch. Returns 0 (maybe empty), or 1 on a fatal consumer error. */
 static int fill(struct loader *l)
 {
@@ -369,7 +401,8 @@ int loader_run(const struct loader_conf *c)
 		rc = 78;
 		goto out;
 	}
-	if (!(L.cons = kafka_consumer_new(c->bootstrap, c->group, NULL, NULL, err, sizeof err))) {
+	struct kafka_revoke_hook hook = {on_revoke, &L};
+	if (!(L.cons = kafka_consumer_new(c->bootstrap, c->group, NULL, &hook, err, sizeof err))) {
 		log_error("kafka consumer error=%s", err);
 		rc = 78;
 		goto out;
