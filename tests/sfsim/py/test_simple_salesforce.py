@@ -214,6 +214,22 @@ def test_query_all_paginates_over_2000_records(sf, tag):
     assert first["nextRecordsUrl"].startswith(f"/services/data/v{env('SF_API_VERSION')}/query/01g")
 
 
+def test_queues_are_groups_of_type_queue(sf):
+    # Group is a reserved word in SOQL (GROUP BY) and still the object that
+    # holds queues: the router looks queues up this way.
+    rows = sf.query("SELECT Id, Name, DeveloperName FROM Group WHERE Type = 'Queue' "
+                    "ORDER BY DeveloperName")
+    assert rows["totalSize"] == 4 and rows["done"] is True
+    assert [r["DeveloperName"] for r in rows["records"]] == [
+        "AMER_Inbound", "APAC_Inbound", "EMEA_Inbound", "Unassigned_Leads"]
+    assert all(r["Id"].startswith("00G") and len(r["Id"]) == 18 for r in rows["records"])
+    assert rows["records"][0]["attributes"]["type"] == "Group"
+    with pytest.raises(SalesforceMalformedRequest) as e:
+        sf.query("SELECT Type FROM Group GROUP BY Type")
+    assert e.value.content[0]["errorCode"] == "MALFORMED_QUERY"
+    assert "unexpected token: 'GROUP'" in e.value.content[0]["message"]
+
+
 def test_batch_size_header_pages_of_200(sf, tag):
     create_leads(sf, tag, 450)
     page = sf.query(f"SELECT Id FROM Lead WHERE Company = '{tag}'",

@@ -77,3 +77,34 @@ export SF_API_VERSION=$SIM_API_VERSION
 export SF_CA_FILE=$dir/ca.pem
 EOF
 }
+
+# sim_private_stack: for a test that changes global sim state (faults, clock
+# jumps, forgotten clients, bulk data) or asserts exact counters. Starts a
+# stack of its own (`tests/stack/up --sim --no-redis --kafka none`, passing
+# SIM_EXTRA_ARGS / SIM_SEED on) and evals its exports in the calling shell,
+# replacing the shared stack's SF_* and SFK_STACK_DIR. Sets SIM_PRIVATE_STACK
+# to its state directory (sim log: $SIM_PRIVATE_STACK/sim/sim.log). Returns 1,
+# with the shared stack's variables unset, when it cannot start: the caller
+# must never fall back to the shared sim. Stop it with sim_private_stack_down
+# (in an EXIT trap).
+sim_private_stack() {
+	local out v
+	for v in SF_SIM_URL SF_LOGIN_URL SF_TOKEN_URL SF_CLIENT_ID SF_USERNAME \
+		SF_PRIVATE_KEY_PATH SF_API_VERSION SF_CA_FILE SFK_STACK_DIR; do
+		unset "$v"
+	done
+	SIM_PRIVATE_STACK=
+	out=$("${SFK_SOURCE_DIR:?SFK_SOURCE_DIR not set}/tests/stack/up" --sim --no-redis \
+		--kafka none) || return 1
+	SIM_PRIVATE_STACK=$(sed -n 's/^export SFK_STACK_DIR=//p' <<<"$out")
+	[ -n "$SIM_PRIVATE_STACK" ] || return 1
+	eval "$out"
+	[ -n "${SF_SIM_URL:-}" ] || return 1
+}
+
+# sim_private_stack_down: stop what sim_private_stack started (only that).
+sim_private_stack_down() {
+	[ -n "${SIM_PRIVATE_STACK:-}" ] || return 0
+	"$SFK_SOURCE_DIR/tests/stack/down" "$SIM_PRIVATE_STACK" >/dev/null 2>&1 || true
+	SIM_PRIVATE_STACK=
+}
