@@ -121,6 +121,7 @@ static int alter_offsets(rd_kafka_t *rk, const char *group,
 	int rc = -1;
 	rd_kafka_AdminOptions_set_request_timeout(o, (int)g_timeout, err, sizeof err);
 	rd_kafka_AlterConsumerGroupOffsets(rk, &a, 1, o, q);
+	rd_kafka_AlterConsumerGroupOffsets_destroy(a); /* the request holds a copy */
 	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)g_timeout + 2000);
 	if (!ev || rd_kafka_event_error(ev)) {
 		snprintf(errstr, errsize, "alter offsets of %s: %s", group,
