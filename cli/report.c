@@ -828,29 +828,48 @@ static int collect(long long t0, long long t1, json_t *records, struct load_stat
 {
 	DIR *dir = opendir(g_input);
 	struct dirent *e;
+	json_t *files = json_array();
 	int rc = 0;
 	if (!dir) {
 		fprintf(stderr, "sfk report: %s: %s\n", g_input, strerror(errno));
+		json_decref(files);
 		return -1;
 	}
 	/* a file's day is its records' UTC day (the loader's layout), so only
 	 * the period's days are opened */
 	while ((e = readdir(dir))) {
-		char day[11], path[4096];
+		char day[11];
 		bool gz;
 		if (parse_name(e->d_name, day, &gz) != 0)
 			continue;
 		long long ds = day_start(day);
-		if (ds < t0 || ds >= t1)
-			continue;
-		if (snprintf(path, sizeof path, "%s/%s", g_input, e->d_name) >= (int)sizeof path)
+		if (ds >= t0 && ds < t1)
+			json_array_append_new(files, json_string(e->d_name));
+	}
+	closedir(dir);
+	bool progress = cli_stderr_tty();
+	size_t i, n = json_array_size(files);
+	json_t *name;
+	json_array_foreach(files, i, name)
+	{
+		char path[4096], day[11];
+		bool gz;
+		if (progress)
+			fprintf(stderr, "\rreading %zu/%zu files, %zu records", i + 1, n,
+			        json_array_size(records));
+		parse_name(json_string_value(name), day, &gz);
+		if (snprintf(path, sizeof path, "%s/%s", g_input, json_string_value(name)) >=
+		    (int)sizeof path)
 			continue;
 		if (load_file(path, gz, t0, t1, records, st) != 0) {
-			fprintf(stderr, "sfk report: cannot read %s\n", path);
+			fprintf(stderr, "%ssfk report: cannot read %s\n", progress ? "\n" : "",
+			        path);
 			rc = -1;
 		}
 	}
-	closedir(dir);
+	if (progress && n)
+		fprintf(stderr, "\r\033[K");
+	json_decref(files);
 	return rc;
 }
 
