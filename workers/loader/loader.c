@@ -345,8 +345,8 @@ static int process(struct loader *l)
 		sleep_ms(backoff(attempt));
 	}
 	atomic_store(&g_ready, 1);
-	if (newest > 0)
-		metric_set(l->m_lag, (double)(time(NULL) - newest));
+	if (newest > 0) /* clock skew can put a record ahead of us: not negative lag */
+		metric_set(l->m_lag, newest < time(NULL) ? (double)(time(NULL) - newest) : 0.0);
 out:
 	free(ok);
 	return ret;

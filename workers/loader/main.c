@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -58,6 +59,19 @@ static bool is_export(const struct config *c)
 	return config_nargs(c) > 0 && strcmp(config_arg(c, 0), "export") == 0;
 }
 
+static bool has_sink(const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = g_sinks; p && *p;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		if (len == n && strncmp(p, name, n) == 0)
+			return true;
+		p = comma ? comma + 1 : NULL;
+	}
+	return false;
+}
+
 static void validate(struct config *c, void *ctx)
 {
 	(void)ctx;
@@ -71,8 +85,12 @@ static void validate(struct config *c, void *ctx)
 	if (!g_bootstrap)
 		config_problem(c, NULL,
 		               "--kafka-bootstrap-servers (KAFKA_BOOTSTRAP_SERVERS) is required");
-	if (g_sinks && strstr(g_sinks, "es") && !g_es_url)
+	if (has_sink("es") && !g_es_url)
 		config_problem(c, NULL, "--es-url (ES_URL) is required with the es sink");
+	/* Checked here, not as a CONFIG_PATH: a JSONL-only loader needs no mapping. */
+	if (has_sink("es") && g_es_mapping && access(g_es_mapping, R_OK) != 0)
+		config_problem(c, NULL, "--es-mapping (SFK_LOADER_ES_MAPPING): cannot read %s",
+		               g_es_mapping);
 }
 
 static const struct config_entry table[] = {
@@ -111,7 +129,7 @@ static const struct config_entry table[] = {
          .dest = &g_es_layout, .allowed = layout_values},
         {"es-index", "SFK_LOADER_ES_INDEX", CONFIG_STRING, "flywheel", 0,
          "Index name (single) or prefix (monthly)", .dest = &g_es_index},
-        {"es-mapping", "SFK_LOADER_ES_MAPPING", CONFIG_PATH, "schemas/es_flywheel_index.json", 0,
+        {"es-mapping", "SFK_LOADER_ES_MAPPING", CONFIG_STRING, "schemas/es_flywheel_index.json", 0,
          "Index settings+mappings installed by the loader", .dest = &g_es_mapping},
         {"es-bulk-docs", "SFK_LOADER_ES_BULK_DOCS", CONFIG_INT, "500", 0,
          "Documents per _bulk request", .dest = &g_es_docs, .min = 1, .max = 10000},
