@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # it_sim_cometd: a CometD client's view of sfk-sim over real HTTPS with curl
-# and a cookie jar. Starts its own sfk-sim (tests/stack/lib/sim.sh) with a
+# and a cookie jar. Starts its own sfk-sim (a private tests/stack/up) with a
 # short connect hold, mints a JWT-bearer token, handshakes, subscribes with
 # replay -2, creates a Lead through /sim/records and expects its CDC event in
 # a /meta/connect response; then checks Salesforce's error texts (invalid
@@ -10,18 +10,20 @@ set -euo pipefail
 src=${SFK_SOURCE_DIR:?SFK_SOURCE_DIR not set (run through ctest)}
 export SFK_BIN_DIR=${SFK_BIN_DIR:?SFK_BIN_DIR not set (run through ctest)}
 
-STATE_DIR=$(mktemp -d /tmp/it_sim_cometd.XXXXXX)
-export STATE_DIR
+# A private sim (tests/stack/up --sim --no-redis --kafka none): this test
+# changes global sim state, so never the suite's shared sim.
+WORK=$(mktemp -d /tmp/it_sim_cometd.XXXXXX)
 cleanup() {
-	local rc=$? p
-	# sfk-sim was started in a command substitution: not our child, so
-	# stop it and poll until it is gone.
-	p=$(cat "$STATE_DIR/pids/sim.pid" 2>/dev/null || true)
-	if [ -n "$p" ]; then
-		kill "$p" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	local rc=$?
+	if declare -F sim_private_stack_down >/dev/null; then
+		if [ "${KEEP:-0}" = 1 ]; then
+			echo "sim state kept in ${SIM_PRIVATE_STACK:-?}" >&2
+			SFK_STACK_KEEP_LOGS=1 sim_private_stack_down
+		else
+			sim_private_stack_down
+		fi
 	fi
-	if [ "${KEEP:-0}" = 1 ]; then echo "state kept in $STATE_DIR" >&2; else rm -rf "$STATE_DIR"; fi
+	rm -rf "$WORK"
 	exit $rc
 }
 trap cleanup EXIT
@@ -29,7 +31,7 @@ trap cleanup EXIT
 fail() {
 	echo "FAIL: $*" >&2
 	echo "--- sim log (tail) ---" >&2
-	tail -n 30 "$STATE_DIR/sim/sim.log" >&2 || true
+	tail -n 30 "${SIM_PRIVATE_STACK:-/nonexistent}/sim/sim.log" >&2 || true
 	exit 1
 }
 pass() { echo "ok - $*"; }
@@ -39,8 +41,8 @@ pass() { echo "ok - $*"; }
 # shellcheck source=../stack/lib/sim.sh
 . "$src/tests/stack/lib/sim.sh"
 # A low overflow limit so that one sObject Collections call overflows.
-SIM_EXTRA_ARGS="--opt cometd.timeout_ms=3000 --opt cometd.client_timeout_ms=20000 --opt cdc.overflow_changes=8"
-eval "$(stack_start_sim)"
+export SIM_EXTRA_ARGS="--opt cometd.timeout_ms=3000 --opt cometd.client_timeout_ms=20000 --opt cdc.overflow_changes=8"
+sim_private_stack || { echo "FAIL: could not start a private sfk-sim" >&2; exit 1; }
 
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 mint_token() {
@@ -56,7 +58,7 @@ mint_token() {
 TOKEN=$(mint_token)
 [ -n "$TOKEN" ] && [ "$TOKEN" != null ] || fail "no access token from the sim's token endpoint"
 
-JAR=$STATE_DIR/cookies
+JAR=$WORK/cookies
 COMETD="$SF_SIM_URL/cometd/$SF_API_VERSION"
 # bayeux BODY [extra curl args]: POST one Bayeux batch, print the reply.
 bayeux() {

@@ -16,25 +16,27 @@ if ! "$venv/bin/python" -c 'import aiocometd_noloop, pytest' 2>/dev/null; then
 		{ echo "FAIL: pip install aiocometd-noloop pytest failed" >&2; exit 1; }
 fi
 
-STATE_DIR=$(mktemp -d /tmp/it_sim_aiocometd.XXXXXX)
-export STATE_DIR
+# A private sim (tests/stack/up --sim --no-redis --kafka none): this test
+# changes global sim state, so never the suite's shared sim.
+WORK=$(mktemp -d /tmp/it_sim_aiocometd.XXXXXX)
 cleanup() {
-	local rc=$? p
-	# sfk-sim was started in a command substitution: not our child, so
-	# stop it and poll until it is gone.
-	p=$(cat "$STATE_DIR/pids/sim.pid" 2>/dev/null || true)
-	if [ -n "$p" ]; then
-		kill "$p" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	local rc=$?
+	if declare -F sim_private_stack_down >/dev/null; then
+		if [ "${KEEP:-0}" = 1 ]; then
+			echo "sim state kept in ${SIM_PRIVATE_STACK:-?}" >&2
+			SFK_STACK_KEEP_LOGS=1 sim_private_stack_down
+		else
+			sim_private_stack_down
+		fi
 	fi
-	if [ "${KEEP:-0}" = 1 ]; then echo "state kept in $STATE_DIR" >&2; else rm -rf "$STATE_DIR"; fi
+	rm -rf "$WORK"
 	exit $rc
 }
 trap cleanup EXIT
 . "$src/tests/stack/lib/common.sh"
 . "$src/tests/stack/lib/sim.sh"
-SIM_EXTRA_ARGS="--opt cometd.timeout_ms=3000"
-eval "$(stack_start_sim)"
+export SIM_EXTRA_ARGS="--opt cometd.timeout_ms=3000"
+sim_private_stack || { echo "FAIL: could not start a private sfk-sim" >&2; exit 1; }
 
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 now=$(date +%s)
@@ -52,4 +54,4 @@ SF_SIM_URL=${SF_SIM_URL/127.0.0.1/localhost}
 export SIM_TOKEN SF_SIM_URL SF_CA_FILE SF_API_VERSION
 cd "$src/tests/sfsim/py"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider test_cometd_aiocometd.py ||
-	{ tail -n 30 "$STATE_DIR/sim/sim.log" >&2; exit 1; }
+	{ tail -n 30 "${SIM_PRIVATE_STACK:-/nonexistent}/sim/sim.log" >&2; exit 1; }

@@ -8,32 +8,34 @@ set -euo pipefail
 src=${SFK_SOURCE_DIR:?SFK_SOURCE_DIR not set (run through ctest)}
 export SFK_BIN_DIR=${SFK_BIN_DIR:?SFK_BIN_DIR not set (run through ctest)}
 
-STATE_DIR=$(mktemp -d /tmp/it_sim_traffic.XXXXXX)
-export STATE_DIR
+# A private sim (tests/stack/up --sim --no-redis --kafka none): this test
+# changes global sim state, so never the suite's shared sim.
+WORK=$(mktemp -d /tmp/it_sim_traffic.XXXXXX)
 cleanup() {
-	local rc=$? p
-	# sfk-sim was started in a command substitution: not our child, so
-	# stop it and poll until it is gone.
-	p=$(cat "$STATE_DIR/pids/sim.pid" 2>/dev/null || true)
-	if [ -n "$p" ]; then
-		kill "$p" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	local rc=$?
+	if declare -F sim_private_stack_down >/dev/null; then
+		if [ "${KEEP:-0}" = 1 ]; then
+			echo "sim state kept in ${SIM_PRIVATE_STACK:-?}" >&2
+			SFK_STACK_KEEP_LOGS=1 sim_private_stack_down
+		else
+			sim_private_stack_down
+		fi
 	fi
-	if [ "${KEEP:-0}" = 1 ]; then echo "state kept in $STATE_DIR" >&2; else rm -rf "$STATE_DIR"; fi
+	rm -rf "$WORK"
 	exit $rc
 }
 trap cleanup EXIT
 fail() {
 	echo "FAIL: $*" >&2
-	tail -n 30 "$STATE_DIR/sim/sim.log" >&2 || true
+	tail -n 30 "${SIM_PRIVATE_STACK:-/nonexistent}/sim/sim.log" >&2 || true
 	exit 1
 }
 pass() { echo "ok - $*"; }
 
 . "$src/tests/stack/lib/common.sh"
 . "$src/tests/stack/lib/sim.sh"
-SIM_EXTRA_ARGS="--opt cometd.timeout_ms=2000"
-eval "$(stack_start_sim)"
+export SIM_EXTRA_ARGS="--opt cometd.timeout_ms=2000"
+sim_private_stack || { echo "FAIL: could not start a private sfk-sim" >&2; exit 1; }
 
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 now=$(date +%s)
@@ -46,7 +48,7 @@ TOKEN=$(curl -sS --cacert "$SF_CA_FILE" -X POST "$SF_TOKEN_URL/services/oauth2/t
 	--data-urlencode "assertion=$hdr.$claims.$sig" | jq -r .access_token)
 [ -n "$TOKEN" ] && [ "$TOKEN" != null ] || fail "no access token"
 
-JAR=$STATE_DIR/cookies
+JAR=$WORK/cookies
 bayeux() {
 	curl -sS --cacert "$SF_CA_FILE" -X POST "$SF_SIM_URL/cometd/$SF_API_VERSION" \
 		-H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
