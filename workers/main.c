@@ -45,7 +45,8 @@ static void on_signal(int sig)
 
 static const char *g_workload, *g_login_url, *g_token_url, *g_sf_client_id, *g_username,
         *g_key_path, *g_api_version, *g_ca_file, *g_redis_url, *g_bootstrap, *g_client_id,
-        *g_admin_addr, *g_prefix, *g_log_level;
+        *g_admin_addr, *g_prefix, *g_log_level, *g_llm_url, *g_llm_model, *g_llm_key;
+static long long g_llm_timeout_ms;
 static long long g_epoch, g_batch, g_batch_wait_ms, g_lease_ms, g_attempts, g_retry_base_ms;
 static atomic_int g_token_ok;
 
@@ -113,6 +114,16 @@ static const struct config_entry table[] = {
         {"client-id", "SFK_CLIENT_ID", CONFIG_STRING, "sfk-kpis", CONFIG_REQUIRED,
          "Sforce-Call-Options client (echo filter) and flywheel client_id", .dest = &g_client_id},
         ADMIN_CONFIG_ENTRY(&g_admin_addr, ADMIN_DEFAULT_ADDR),
+        {"llm-url", "SFK_LLM_URL", CONFIG_URL, NULL, 0,
+         "OpenAI-compatible chat-completions URL to validate/refine decisions (unset: rules only)",
+         .dest = &g_llm_url},
+        {"llm-model", "SFK_LLM_MODEL", CONFIG_STRING, "gpt-4o-mini", 0,
+         "Model asked at SFK_LLM_URL", .dest = &g_llm_model},
+        {"llm-timeout", "SFK_LLM_TIMEOUT", CONFIG_DURATION, "2s", 0,
+         "One LLM request; on timeout or any error the rules decide", .dest = &g_llm_timeout_ms,
+         .min = 10, .max = 60000},
+        {"llm-api-key", "SFK_LLM_API_KEY", CONFIG_STRING, NULL, CONFIG_SECRET,
+         "Bearer token for SFK_LLM_URL", .dest = &g_llm_key},
         {"log-level", "LOG_LEVEL", CONFIG_ENUM, "info", 0, "Minimum log level",
          .dest = &g_log_level, .allowed = level_values},
 };

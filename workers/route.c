@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "llm.h"
 #include "log.h"
 #include "redis.h"
 #include "rkeys.h"
@@ -563,6 +564,13 @@ static enum sfk_err rr_redis(struct redis *r, const struct route_policy *p,
 
 static const char *g_policy_path, *g_schema_path;
 
+#define ROUTE_LLM_BATCH_BUDGET_MS 10000 /* then the rules decide the rest of the batch */
+
+struct route_state {
+	struct route_policy *policy;
+	struct llm *llm; /* NULL: rules only */
+};
+
 static const struct config_entry route_config[] = {
         {"route-policy", "SFK_ROUTING_POLICY", CONFIG_STRING, "policies/routing_policy.json", 0,
          "lead.route: routing policy file", .dest = &g_policy_path},
@@ -595,7 +603,12 @@ static int route_init(struct wl_ctx *ctx)
 	}
 	log_info("routing policy loaded path=%s version=%s pools=%zu", g_policy_path, p->version,
 	         p->npools);
-	ctx->state = p;
+	struct route_state *st = xcalloc(1, sizeof *st);
+	st->policy = p;
+	st->llm = ctx->cfg ? llm_from_config(ctx->cfg) : NULL;
+	if (st->llm)
+		log_info("routing asks an LLM model=%s", llm_model(st->llm));
+	ctx->state = st;
 	return 0;
 }
 
@@ -613,8 +626,64 @@ static void route_check_config(struct config *c)
 
 static void route_fini(struct wl_ctx *ctx)
 {
-	route_policy_free(ctx->state);
+	struct route_state *st = ctx->state;
+	if (st) {
+		route_policy_free(st->policy);
+		llm_free(&st->llm);
+		free(st);
+	}
 	ctx->state = NULL;
+}
+
+/*
+ * Ask the LLM to validate/refine the rule owner. It sees the lead's facts, the
+ * rule decision and the allowed owners; an answer {"owner_id": ...} naming one
+ * of them wins. Returns 1 when the LLM decided (owner, model_out set), 0 when
+ * the rules stand (errstr says why).
+ */
+static int ask_llm(struct route_state *st, const struct route_eval *r, json_t *facts,
+                   char owner[19], char *model_out, size_t model_len, char *errstr, size_t errlen)
+{
+	json_t *cand = json_array(), *user = NULL, *ans = NULL;
+	char *utext = NULL, *content = NULL;
+	const char *pick;
+	int ok = 0;
+
+	if (r->pool)
+		for (size_t i = 0; i < r->pool->nmembers; i++)
+			json_array_append_new(cand, json_string(r->pool->members[i].owner_id));
+	json_array_append_new(cand, json_string(route_fallback_queue(st->policy, r->region)));
+	user = json_pack("{s:O, s:{s:s?, s:s?, s:s, s:s}, s:o}", "lead", facts, "rule_decision",
+	                 "segment", r->segment, "region", r->region, "owner_id", owner,
+	                 "reason_path", r->reason_path, "candidates", cand);
+	utext = user ? json_dumps(user, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (!utext) {
+		snprintf(errstr, errlen, "cannot encode the prompt");
+		goto out;
+	}
+	if (llm_chat(st->llm, route_system_prompt, utext, &content, model_out, model_len, errstr,
+	             errlen) != SFK_OK)
+		goto out;
+	ans = json_loads(content, 0, NULL);
+	pick = json_string_value(json_object_get(ans, "owner_id"));
+	if (!pick) {
+		snprintf(errstr, errlen, "llm: answer without owner_id");
+		goto out;
+	}
+	for (size_t i = 0; i < json_array_size(json_object_get(user, "candidates")); i++)
+		if (sfid_equal(pick, json_string_value(json_array_get(
+		                             json_object_get(user, "candidates"), i))))
+			ok = 1;
+	if (!ok || sfid_to18(pick, owner) != 0) {
+		ok = 0;
+		snprintf(errstr, errlen, "llm: owner_id is not one of the candidates");
+	}
+out:
+	json_decref(user);
+	json_decref(ans);
+	free(utext);
+	free(content);
+	return ok;
 }
 
 /* "2026-11-20T09:17:00.000Z" (or +0000) -> epoch ms; -1 if it does not parse. */
@@ -706,8 +775,10 @@ done:
 static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, size_t n,
                                  struct wl_decision *out)
 {
-	const struct route_policy *p = ctx->state;
+	struct route_state *st = ctx->state;
+	const struct route_policy *p = st->policy;
 	int64_t now = ctx->now_ms();
+	int64_t llm_deadline = now + ROUTE_LLM_BATCH_BUDGET_MS;
 	json_t *cur = NULL;
 	enum sfk_err qrc = current_state(ctx, ev, n, &cur);
 
@@ -724,6 +795,8 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 		json_t *emp;
 		int64_t created;
 		int already = 0;
+		const char *cur_owner = NULL, *decided_by = "rules";
+		char llm_err[160] = "";
 
 		if (strcmp(e->entity, "Lead") != 0 || (strcmp(e->change_type, "CREATE") != 0 &&
 		                                       strcmp(e->change_type, "GAP_CREATE") != 0)) {
@@ -754,8 +827,10 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 			 * between the write and "done". Decide again (the round-robin memo
 			 * gives the same owner, the flywheel record the same decision id)
 			 * but do not write. (A new policy version may re-route.) */
-			if (ver && strcmp(ver, p->version) == 0)
+			if (ver && strcmp(ver, p->version) == 0) {
 				already = 1;
+				cur_owner = json_string_value(json_object_get(now_rec, "OwnerId"));
+			}
 			/* The owner now, not at creation: a user may have taken it meanwhile. */
 			else if (json_string_value(json_object_get(now_rec, "OwnerId")))
 				in.owner_id =
@@ -800,6 +875,21 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 		snprintf(d->policy_version, sizeof d->policy_version, "%s", p->version);
 		snprintf(d->lead_id, sizeof d->lead_id, "%s", lead18);
 		d->facts = lead_facts(e, lead18);
+		if (already && cur_owner && sfid_valid(cur_owner))
+			sfid_to18(cur_owner, owner); /* what was written, whoever decided it */
+		else if (!r.skip && st->llm) {
+			char m[WL_MODEL_MAX];
+			if (ctx->now_ms() >= llm_deadline)
+				snprintf(llm_err, sizeof llm_err, "batch LLM budget spent");
+			else if (ask_llm(st, &r, d->facts, owner, m, sizeof m, llm_err,
+			                 sizeof llm_err)) {
+				decided_by = "llm";
+				snprintf(d->model, sizeof d->model, "%s", m);
+			}
+			if (llm_err[0])
+				log_warn("llm not used, rules decide lead=%s error=%s", lead18,
+				         llm_err);
+		}
 		d->decision = json_pack(
 		        "{s:s?, s:s?, s:s?, s:s, s:s, s:s, s:f, s:b, s:i, s:s, s:s}", "segment",
 		        r.segment, "region", r.region, "owner_id", r.skip ? NULL : owner,
@@ -807,7 +897,9 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 		        r.skip ? "unchanged" : (strncmp(owner, "00G", 3) == 0 ? "Queue" : "User"),
 		        "reason_path", r.reason_path, "reason", r.reason, "confidence",
 		        r.confidence, "priority", r.priority, "sla_minutes", (int)r.sla_minutes,
-		        "policy_version", p->version, "decided_by", "rules");
+		        "policy_version", p->version, "decided_by", decided_by);
+		if (llm_err[0])
+			json_object_set_new(d->decision, "llm_error", json_string(llm_err));
 		if (r.pool && owner[0] && strncmp(owner, "005", 3) == 0)
 			json_object_set_new(d->decision, "pool", json_string(r.pool->id));
 		if (r.skip)

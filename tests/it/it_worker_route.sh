@@ -210,6 +210,12 @@ done
 pass "same event delivered three times -> counted as duplicates"
 
 # 5. Owners, shares, writes per record, flywheel records: checked from the policy file.
+# flywheel records are flushed right after the writes: wait until every lead has one
+deadline=$((SECONDS + 30))
+until [ "$(topic flywheel | cut -f3 | jq -r '.request.metadata.lead_id' | sort -u | wc -l)" -ge "$total" ]; do
+	[ $SECONDS -lt $deadline ] || break # the check below names the missing ones
+	sleep 0.3
+done
 ctl GET /sim/org >"$WORK/org.json"
 ctl GET /sim/stats >"$WORK/stats.json"
 topic flywheel | cut -f1,3 >"$WORK/flywheel.tsv"

@@ -162,4 +162,88 @@ pass "permanent Salesforce error -> dlq.lead.route with INVALID_CROSS_REFERENCE_
 
 kill -TERM "$WPID"
 wait "$WPID" || fail "worker exit status $? after SIGTERM"
+pass "SIGTERM -> exit 0"
+
+# 5. Optional LLM (SFK_LLM_URL): a fake OpenAI-compatible endpoint. Mode "pick"
+# answers another candidate owner than the rules chose (and logs it); "error"
+# answers 500; "slow" answers after the timeout. The rules decide on any error.
+cat >"$WORK/fake_llm.py" <<'PY'
+import json, sys, time, http.server
+work = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        mode = open(work + "/llm_mode").read().strip()
+        if mode == "slow":
+            time.sleep(3)
+        if mode == "error":
+            self.send_response(500); self.end_headers(); self.wfile.write(b"{}"); return
+        user = json.loads(req["messages"][1]["content"])
+        rule = user["rule_decision"]["owner_id"]
+        users = [c for c in user["candidates"] if c.startswith("005") and c != rule]
+        pick = users[0] if users else rule
+        with open(work + "/llm_picks", "a") as f:
+            f.write(user["lead"]["Id"] + " " + pick + "\n")
+        content = json.dumps({"owner_id": pick, "reason": "fake"})
+        body = json.dumps({"id": "chatcmpl-x", "object": "chat.completion", "model": "fake-llm-1",
+                           "choices": [{"index": 0, "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": content}}]})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(work + "/llm_port", "w").write(str(srv.server_address[1]))
+srv.serve_forever()
+PY
+flywheel_of() { # flywheel_of LEAD: its flywheel record (polls: emitted after the write)
+	local deadline=$((SECONDS + 30)) r
+	while :; do
+		r=$(topic flywheel | grep -F "\"lead_id\":\"$1\"" | head -1 | cut -f3 || true)
+		[ -n "$r" ] && break
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 0.3
+	done
+	printf '%s\n' "$r"
+}
+echo pick >"$WORK/llm_mode"
+python3 "$WORK/fake_llm.py" "$WORK" &
+PIDS+=("$!")
+deadline=$((SECONDS + 10))
+until [ -s "$WORK/llm_port" ]; do
+	[ $SECONDS -lt $deadline ] || fail "fake LLM did not start"
+	sleep 0.1
+done
+SFK_LLM_URL="http://127.0.0.1:$(cat "$WORK/llm_port")/v1/chat/completions" SFK_LLM_TIMEOUT=500ms \
+	SFK_LLM_API_KEY=sk-test-secret-123 \
+	"$WORKER" --workload lead.route --batch-wait 100ms 2>"$WORK/worker_llm.log" &
+WPID=$!
+PIDS+=("$WPID")
+wait_log "$WORK/worker_llm.log" '"msg":"kafka partitions assigned","count":[1-9]' 1 60 "$WPID" ||
+	fail "llm worker: no partitions assigned"
+llm_lead=$(lead "United States" 25)
+wait_routed "$llm_lead" 60 || fail "llm: lead not routed"
+picked=$(sed -n "s/^$llm_lead //p" "$WORK/llm_picks" | head -1)
+[ -n "$picked" ] || fail "llm: the fake LLM was not asked about $llm_lead"
+[ "$(field "$llm_lead" OwnerId)" = "$picked" ] || fail "llm: owner is not the LLM's pick $picked"
+fw=$(flywheel_of "$llm_lead") || fail "llm: no flywheel record for $llm_lead"
+[ "$(jq -r .request.model <<<"$fw")" = fake-llm-1 ] || fail "llm: flywheel model $(jq -r .request.model <<<"$fw")"
+[ "$(jq -r '.response.choices[0].message.content | fromjson | .decided_by' <<<"$fw")" = llm ] ||
+	fail "llm: flywheel decision not marked decided_by llm"
+for mode in error slow; do
+	echo $mode >"$WORK/llm_mode"
+	id=$(lead "United States" 35)
+	wait_routed "$id" 60 || fail "llm $mode: lead not routed by the rules"
+	fw=$(flywheel_of "$id") || fail "llm $mode: no flywheel record for $id"
+	[ "$(jq -r '.response.choices[0].message.content | fromjson | .decided_by' <<<"$fw")" = rules ] ||
+		fail "llm $mode: not decided by the rules"
+	jq -e '.response.choices[0].message.content | fromjson | .llm_error' <<<"$fw" >/dev/null ||
+		fail "llm $mode: llm_error not recorded"
+done
+grep -q 'sk-test-secret-123' "$WORK"/*.log && fail "llm: the API key appears in a log"
+kill -TERM "$WPID"
+wait "$WPID" || fail "llm worker exit status $? after SIGTERM"
+pass "LLM: its pick wins and is recorded (model, decided_by); 500 and timeout -> rules decide"
 echo "it_worker_route_faults: all cases passed"

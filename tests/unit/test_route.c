@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../workers/llm.c"
 #include "../../workers/route.c"
 
 static char g_policy[1024], g_schema[1024];
