@@ -324,7 +324,8 @@ static void test_compress_and_retention(void **state)
 	struct sink_conf c = {.dir = dir,
 	                      .max_file_bytes = 1 << 20,
 	                      .compress_after_s = 3600,
-	                      .retention_s = 400 * 86400,
+	                      /* keeps 2026-09-21 whatever today is; 2023 expired */
+	                      .retention_s = (long long)(time(NULL) - 1790000000) + 10 * 86400,
 	                      .dedup_window = 100,
 	                      .stop = &g_stop};
 	void *s = sink_jsonl_ops.open(&c, err, sizeof err);

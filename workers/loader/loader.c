@@ -50,6 +50,7 @@ struct loader {
 	struct item *items;
 	size_t n;
 	const char *cur_sink; /* for the reject callback */
+	bool dlq_failed;      /* a dead letter could not be queued: do not commit */
 	struct metric *m_consumed, *m_dlq, *m_batch, *m_lag, *m_flush_err;
 };
 
@@ -108,8 +109,10 @@ static enum sfk_err dead_letter(struct loader *l, const rd_kafka_message_t *m, e
 	log_warn("dead letter source=%s sink=%s type=%s reason=%s", src, sink, type, reason);
 	enum sfk_err rc = kafka_produce(l->dlq, l->c->dlq_topic, m->key, m->key_len, m->payload,
 	                                m->len, h, sizeof h / sizeof h[0], err, sizeof err);
-	if (rc != SFK_OK)
+	if (rc != SFK_OK) {
 		log_error("dead letter not queued error=%s reason=%s", sfk_err_str(rc), err);
+		l->dlq_failed = true;
+	}
 	return rc;
 }
 

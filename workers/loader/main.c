@@ -210,7 +210,9 @@ int main(int argc, char **argv)
 	                        .max_file_bytes = g_max_bytes,
 	                        .compress_after_s = g_compress_ms / 1000,
 	                        .retention_s = g_retention_ms / 1000,
-	                        .dedup_window = (size_t)g_batch * 2,
+	                        /* one batch can be redelivered; margin for commits
+	                         * that failed and were left to the next batch */
+	                        .dedup_window = (size_t)g_batch * 4,
 	                        .es_url = g_es_url,
 	                        .es_layout = g_es_layout,
 	                        .es_index = g_es_index,
