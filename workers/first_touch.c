@@ -837,6 +837,10 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 			continue;
 		}
 		int writes = earlier && !json_object_get(carrier, it[i].lead);
+		/* A tie stored by another in-flight event (an email and its own
+		 * Task on two replicas): that event writes it, we need not. */
+		if (writes && b.at_ms == e.at_ms && strcmp(b.ref, e.ref) != 0)
+			writes = 0;
 		if (writes) {
 			/* Prefer the event that holds the effective response. */
 			for (size_t j = i; j < n; j++)
