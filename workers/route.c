@@ -13,6 +13,7 @@
 
 #include "llm.h"
 #include "log.h"
+#include "metrics.h"
 #include "redis.h"
 #include "rkeys.h"
 #include "sfid.h"
@@ -585,6 +586,9 @@ static const char route_system_prompt[] =
         "routing policy: segment by NumberOfEmployees, region by Country, weighted round robin "
         "within the segment+region owner pool, fallback queue when data is missing.";
 
+static void route_after_write(struct wl_ctx *ctx, const struct wl_event *ev, size_t n,
+                              struct wl_decision *out, const struct wl_write_result *res);
+
 static int route_init(struct wl_ctx *ctx)
 {
 	json_t *problems = NULL, *v;
@@ -603,6 +607,7 @@ static int route_init(struct wl_ctx *ctx)
 	}
 	log_info("routing policy loaded path=%s version=%s pools=%zu", g_policy_path, p->version,
 	         p->npools);
+	route_after_write(ctx, NULL, 0, NULL, NULL); /* registers the metrics */
 	struct route_state *st = xcalloc(1, sizeof *st);
 	st->policy = p;
 	st->llm = ctx->cfg ? llm_from_config(ctx->cfg) : NULL;
@@ -929,12 +934,39 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 	return SFK_OK;
 }
 
+/* Count what was actually written: leads by segment/region, assignment latency. */
+static void route_after_write(struct wl_ctx *ctx, const struct wl_event *ev, size_t n,
+                              struct wl_decision *out, const struct wl_write_result *res)
+{
+	static const double buckets[] = {1, 5, 15, 30, 60, 120, 300, 900, 1800, 3600, 14400, 86400};
+	struct metric *routed = metrics_counter(
+	        "sfk_leads_routed_total", "Leads given an owner, by policy segment and region",
+	        "segment,region");
+	struct metric *lat = metrics_histogram("sfk_assignment_latency_seconds",
+	                                       "Lead CreatedDate to owner assigned (written)", NULL,
+	                                       buckets, sizeof buckets / sizeof buckets[0]);
+	(void)ctx;
+	(void)ev;
+	for (size_t i = 0; i < n; i++) {
+		const char *seg, *reg;
+		if (out[i].action != WL_WRITE || !res[i].attempted || !res[i].success)
+			continue;
+		seg = json_string_value(json_object_get(out[i].decision, "segment"));
+		reg = json_string_value(json_object_get(out[i].decision, "region"));
+		metric_add(routed, 1, seg ? seg : "none", reg ? reg : "none");
+		metric_observe(lat, json_number_value(json_object_get(
+		                            out[i].write, "Assignment_Latency_Minutes__c")) *
+		                            60.0);
+	}
+}
+
 const struct workload_ops route_ops = {
         .id = "lead.route",
         .config = route_config,
         .nconfig = sizeof route_config / sizeof route_config[0],
         .init = route_init,
         .decide = route_decide,
+        .after_write = route_after_write,
         .fini = route_fini,
         .system_prompt = route_system_prompt,
         .check_config = route_check_config,
