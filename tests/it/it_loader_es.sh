@@ -27,10 +27,13 @@ topic=it.loader.es.$run dlq=it.loader.esdlq.$run group=it.loader.es.$run
 work=$(mktemp -d /tmp/it_loader_es.XXXXXX)
 pid= proxy= stack=
 cleanup() {
+	local rc=$?
+	set +e # a failing kill/wait here must not replace the test's status
 	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	[ -n "$proxy" ] && kill "$proxy" 2>/dev/null && wait "$proxy" 2>/dev/null
 	[ -n "$stack" ] && "$src/tests/stack/down" "$stack"
 	if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+	exit $rc
 }
 trap cleanup EXIT
 

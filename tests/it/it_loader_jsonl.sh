@@ -25,8 +25,11 @@ work=$(mktemp -d /tmp/it_loader_jsonl.XXXXXX)
 dir=$work/flywheel
 pid=
 cleanup() {
+	local rc=$?
+	set +e # a failing kill/wait here must not replace the test's status
 	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+	exit $rc
 }
 trap cleanup EXIT
 

@@ -141,6 +141,35 @@ static bool retriable(long status)
 	return status == 0 || status == 429 || status >= 500;
 }
 
+/* An existing single index keeps its mapping: warn when its timestamp
+ * would read our epoch seconds as milliseconds (a plain `date`, as the
+ * blueprint creates it). */
+static void check_existing(struct essink *s, struct buf *r)
+{
+	char path[ES_INDEX_MAX + 16], err[256];
+	snprintf(path, sizeof path, "%s/_mapping", s->c.es_index);
+	if (request(s, "GET", path, NULL, 0, "Accept: application/json", r, err, sizeof err) != 200)
+		return;
+	json_t *m = json_loads(r->d ? r->d : "", 0, NULL);
+	const char *fmt = NULL;
+	const char *key;
+	json_t *v;
+	json_object_foreach(m, key, v)
+	{
+		fmt = json_string_value(json_object_get(
+		        json_object_get(
+		                json_object_get(json_object_get(v, "mappings"), "properties"),
+		                "timestamp"),
+		        "format"));
+		break;
+	}
+	if (!fmt || !strstr(fmt, "epoch_second"))
+		log_warn("elasticsearch index maps timestamp without epoch_second: epoch-second "
+		         "values will be read as milliseconds index=%s format=%s",
+		         s->c.es_index, fmt ? fmt : "default");
+	json_decref(m);
+}
+
 /* Create the index or install the template; retried while ES starts. */
 static int install(struct essink *s, char *errstr, size_t errlen)
 {
@@ -178,6 +207,7 @@ static int install(struct essink *s, char *errstr, size_t errlen)
 		}
 		if (st == 400 && r.d && strstr(r.d, "resource_already_exists_exception")) {
 			rc = 0; /* an existing index keeps its mapping */
+			check_existing(s, &r);
 			break;
 		}
 		if (!retriable(st))
