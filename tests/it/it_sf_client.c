@@ -1,13 +1,17 @@
 /*
  * Integration tests for the Salesforce client (common/sf_*) against sfk-sim
- * and real Redis, as started by `eval "$(tests/stack/up --sim)"`:
+ * and real Redis:
  *   - eight processes started together mint exactly one token;
  *   - sessions expired mid-run cost exactly one new token and no failed request;
  *   - 503 bursts and UNABLE_TO_LOCK_ROW are retried to success;
  *   - a permanent error is reported for one record of 200, the other 199 land;
  *   - with Redis stopped requests still succeed (degraded gauge says so);
  *   - no line of the private key's PEM body appears in the captured logs.
- * Every process logs to one captured file (children inherit the fd).
+ * The tests inject faults, expire every session and count the sim's tokens
+ * and API calls exactly, so they never use the shared stack: main() starts a
+ * private one (`tests/stack/up --sim --kafka none`, needs SFK_SOURCE_DIR and
+ * SFK_BIN_DIR, which ctest sets) and stops it however the process ends. Every
+ * process logs to one captured file (children inherit the fd).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,8 +23,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -43,21 +49,34 @@
 #include "sfid.h"
 #include "soql_build.h"
 
-#define NPROC    8
-#define NRECORDS 200
+#define NPROC                8
+#define NRECORDS             200
+
+#define STACK_OUT_MAX        8192   /* bytes of `tests/stack/up` output accepted */
+#define STACK_UP_DEADLINE_MS 120000 /* up itself gives up well before this */
+#define TEST_DEADLINE_S      180    /* the whole binary: then it fails, never hangs */
+#define CHILD_DEADLINE_MS    60000  /* a forked client process, start to exit */
 
 static char log_path[256];
 static char lead_ids[NRECORDS][SFID_LEN18 + 1];
 static int leads_made;
+
+static int in_child;      /* 1 in a forked client process: never back into cmocka */
+static pid_t kids[NPROC]; /* forked client processes not yet reaped */
+static int nkids;
+static pid_t redis_pid; /* redis_down_requests_succeed's own redis-server */
+static char redis_dir[PATH_MAX + 16];
 
 static const char *need(const char *name)
 {
 	const char *v = getenv(name);
 	if (!v || !*v) {
 		fprintf(stderr,
-		        "it_sf_client: %s is not set; run under eval \"$(tests/stack/up --sim)\"\n",
+		        "it_sf_client: %s is not set (the private stack did not export it)\n",
 		        name);
-		fail_msg("%s is not set (start the stack: eval \"$(tests/stack/up --sim)\")", name);
+		if (in_child)
+			_exit(2);
+		fail_msg("%s is not set", name);
 	}
 	return v;
 }
@@ -67,6 +86,319 @@ static long long mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* ---- the private stack ---- */
+
+/* What tests/stack/up --sim must export; cleared first, so a value from an
+ * outer (shared) stack can never stand in for a missing one. */
+static const char *const stack_vars[] = {
+        "SFK_STACK_DIR", "REDIS_URL",           "SF_SIM_URL",     "SF_LOGIN_URL", "SF_TOKEN_URL",
+        "SF_CLIENT_ID",  "SF_PRIVATE_KEY_PATH", "SF_API_VERSION", "SF_CA_FILE",   "SF_USERNAME",
+};
+static char stack_down_path[PATH_MAX];
+static char stack_dir[PATH_MAX];
+static pid_t stack_owner;
+
+static void stack_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void stack_fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("it_sf_client: FAIL: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/* tests/stack/down on our state directory (only from the process that started it). */
+static void stack_down(void)
+{
+	if (!stack_dir[0] || getpid() != stack_owner)
+		return;
+	pid_t p = fork();
+	if (p == 0) {
+		execl(stack_down_path, stack_down_path, stack_dir, (char *)NULL);
+		_exit(127);
+	}
+	if (p > 0)
+		while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+			;
+	stack_dir[0] = '\0';
+}
+
+/*
+ * A detached process (adopted by init, so a ctest timeout that kills our
+ * process tree misses it) that runs tests/stack/down once this process is
+ * gone, however it ends, SIGKILL included: it waits for EOF on a pipe whose
+ * only write end this process holds (close-on-exec, so services and scripts
+ * we start do not keep it open).
+ */
+static int start_reaper(void)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return -1;
+	pid_t p = fork();
+	if (p < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (p == 0) {
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		if (fds[0] != 3)
+			dup2(fds[0], 3);
+		closefrom(4); /* our write end, ctest's pipes, sockets */
+		char ch;
+		ssize_t r;
+		while ((r = read(3, &ch, 1)) > 0 || (r < 0 && errno == EINTR))
+			;
+		execl(stack_down_path, stack_down_path, stack_dir, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+		;
+	return 0; /* fds[1] stays open until this process ends */
+}
+
+/* Parse "export NAME=value" lines into the environment. Returns 0 or -1. */
+static int stack_parse(char *out)
+{
+	for (char *line = out, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strncmp(line, "export ", 7) != 0)
+			continue;
+		char *name = line + 7, *eq = strchr(name, '=');
+		if (!eq || eq == name)
+			return -1;
+		*eq = '\0';
+		char *v = eq + 1;
+		size_t vl = strlen(v);
+		if (vl >= 2 && (v[0] == '\'' || v[0] == '"') && v[vl - 1] == v[0]) {
+			v[vl - 1] = '\0';
+			v++;
+		}
+		if (setenv(name, v, 1) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Start the private stack and export its addresses. Returns 0, or -1 after
+ * saying why on stderr. */
+static int stack_up(void)
+{
+	const char *src = getenv("SFK_SOURCE_DIR"), *bin = getenv("SFK_BIN_DIR");
+	char up[PATH_MAX], sim[PATH_MAX], out[STACK_OUT_MAX];
+	if (!src || !*src || !bin || !*bin) {
+		stack_fail("%s is not set (ctest sets SFK_SOURCE_DIR and SFK_BIN_DIR; by hand: "
+		           "SFK_SOURCE_DIR=<checkout> SFK_BIN_DIR=<build>/bin %s)",
+		           !src || !*src ? "SFK_SOURCE_DIR" : "SFK_BIN_DIR", "it_sf_client");
+		return -1;
+	}
+	if (snprintf(up, sizeof up, "%s/tests/stack/up", src) >= (int)sizeof up ||
+	    snprintf(stack_down_path, sizeof stack_down_path, "%s/tests/stack/down", src) >=
+	            (int)sizeof stack_down_path ||
+	    snprintf(sim, sizeof sim, "%s/sfk-sim", bin) >= (int)sizeof sim) {
+		stack_fail("SFK_SOURCE_DIR or SFK_BIN_DIR is too long");
+		return -1;
+	}
+	if (access(up, X_OK) != 0 || access(stack_down_path, X_OK) != 0) {
+		stack_fail("%s or tests/stack/down is missing or not executable", up);
+		return -1;
+	}
+	if (access(sim, X_OK) != 0) {
+		stack_fail("sfk-sim is not built: %s (build the tree first)", sim);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof stack_vars / sizeof stack_vars[0]; i++)
+		unsetenv(stack_vars[i]);
+
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		stack_fail("pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid_t p = fork();
+	if (p < 0) {
+		stack_fail("fork: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (p == 0) {
+		dup2(fds[1], 1); /* stderr stays ours: up's progress lines show in the test log */
+		execl(up, up, "--sim", "--kafka", "none", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	size_t n = 0;
+	int too_long = 0, timed_out = 0;
+	long long deadline = mono_ms() + STACK_UP_DEADLINE_MS;
+	for (;;) {
+		long long left = deadline - mono_ms();
+		if (left <= 0) {
+			timed_out = 1;
+			kill(p, SIGTERM); /* up's trap stops what it started */
+			break;
+		}
+		struct pollfd pf = {.fd = fds[0], .events = POLLIN};
+		if (poll(&pf, 1, (int)left) <= 0)
+			continue;
+		ssize_t r = read(fds[0], out + n, sizeof out - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (n == sizeof out - 1) {
+			too_long = 1;
+			break;
+		}
+	}
+	out[n] = '\0';
+	close(fds[0]);
+	int st = 0;
+	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+		;
+	if (timed_out || too_long || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		stack_fail("%s --sim --kafka none %s (its messages are above)", up,
+		           timed_out  ? "did not finish in time"
+		           : too_long ? "printed more than STACK_OUT_MAX bytes"
+		                      : "failed");
+		return -1;
+	}
+	if (stack_parse(out) != 0) {
+		stack_fail("cannot parse the output of %s", up);
+		return -1;
+	}
+	const char *dir = getenv("SFK_STACK_DIR");
+	if (!dir || snprintf(stack_dir, sizeof stack_dir, "%s", dir) >= (int)sizeof stack_dir) {
+		stack_fail("%s printed no usable SFK_STACK_DIR", up);
+		return -1;
+	}
+	stack_owner = getpid();
+	atexit(stack_down);
+	if (start_reaper() != 0)
+		fprintf(stderr, "it_sf_client: warning: no reaper for %s: %s\n", stack_dir,
+		        strerror(errno));
+	for (size_t i = 0; i < sizeof stack_vars / sizeof stack_vars[0]; i++)
+		if (!getenv(stack_vars[i]) || !*getenv(stack_vars[i])) {
+			stack_fail("%s --sim did not export %s", up, stack_vars[i]);
+			return -1;
+		}
+	fprintf(stderr, "it_sf_client: private stack in %s (sim %s, redis %s)\n", stack_dir,
+	        getenv("SF_SIM_URL"), getenv("REDIS_URL"));
+	return 0;
+}
+
+/* ---- forked client processes ---- */
+
+/* Kill and reap whatever a test left running (its teardown; also on failure). */
+static int reap_leftovers(void **state)
+{
+	(void)state;
+	for (int i = 0; i < nkids; i++) {
+		kill(kids[i], SIGKILL);
+		while (waitpid(kids[i], NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	nkids = 0;
+	if (redis_pid > 0) {
+		kill(redis_pid, SIGKILL);
+		while (waitpid(redis_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		redis_pid = 0;
+	}
+	redis_dir[0] = '\0'; /* inside the stack directory: tests/stack/down removes it */
+	return 0;
+}
+
+static void on_deadline(int sig)
+{
+	static const char msg[] = "it_sf_client: FAIL: the test ran past TEST_DEADLINE_S; "
+	                          "stopping (the private stack is stopped by the reaper)\n";
+	(void)sig;
+	(void)!write(2, msg, sizeof msg - 1);
+	for (int i = 0; i < nkids; i++)
+		kill(kids[i], SIGKILL);
+	if (redis_pid > 0)
+		kill(redis_pid, SIGKILL);
+	_exit(1);
+}
+
+/*
+ * Fork a client process that runs fn(arg) and _exit()s with its result. It
+ * never returns into cmocka (an assertion or crash there would run the rest
+ * of the suite in the child), crashes with the default action, and dies
+ * with this process. Returns the pid (recorded for reaping) or -1.
+ */
+static pid_t fork_client(int (*fn)(void *), void *arg)
+{
+	pid_t parent = getpid();
+	fflush(NULL); /* a child must not repeat our buffered output */
+	pid_t p = fork();
+	if (p != 0) {
+		if (p > 0)
+			kids[nkids++] = p;
+		return p;
+	}
+	in_child = 1;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(3);
+	static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGSYS, SIGABRT, SIGALRM};
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		signal(sigs[i], SIG_DFL);
+	alarm(CHILD_DEADLINE_MS / 1000 + 5); /* a wedged child dies on its own */
+	_exit(fn(arg));
+}
+
+/* Reap every recorded child by the deadline (stragglers are killed and
+ * counted). Returns the number that did not exit with status 0. */
+static int wait_children(long long deadline)
+{
+	int failed = 0;
+	for (int i = 0; i < nkids; i++) {
+		int st = 0;
+		pid_t w;
+		while ((w = waitpid(kids[i], &st, WNOHANG)) == 0 && mono_ms() < deadline)
+			sleep_ms(10);
+		if (w == 0) {
+			fprintf(stderr, "it_sf_client: child %d still running at the deadline\n",
+			        (int)kids[i]);
+			kill(kids[i], SIGKILL);
+			while (waitpid(kids[i], &st, 0) < 0 && errno == EINTR)
+				;
+			failed++;
+		} else if (w < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "it_sf_client: child %d %s %d\n", (int)kids[i],
+			        w > 0 && WIFSIGNALED(st) ? "killed by signal" : "exited with",
+			        w > 0 && WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+			failed++;
+		}
+	}
+	nkids = 0;
+	return failed;
 }
 
 /* ---- the sim's control API ---- */
@@ -236,71 +568,110 @@ static void drop_shared_token(void)
 	client_close(&c);
 }
 
-/* Fork n children that each run fn(i) after the parent opens the gate. */
-struct gate {
-	int fds[2];
-};
-static void gate_wait(struct gate *g)
+/* A gate: children block until the parent closes the write end (or dies). */
+static int gate_fds[2] = {-1, -1};
+
+static void gate_close(void)
 {
-	char ch;
-	close(g->fds[1]);
-	while (read(g->fds[0], &ch, 1) < 0 && errno == EINTR)
-		;
+	for (int i = 0; i < 2; i++)
+		if (gate_fds[i] >= 0) {
+			close(gate_fds[i]);
+			gate_fds[i] = -1;
+		}
 }
 
-static void wait_children(pid_t *pids, int n, int *failed)
+/* In a child: 0 once the gate opens, -1 if it stays shut past the deadline. */
+static int gate_wait(void)
 {
-	*failed = 0;
-	for (int i = 0; i < n; i++) {
-		int st = 0;
-		assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
-		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-			(*failed)++;
+	close(gate_fds[1]);
+	struct pollfd pf = {.fd = gate_fds[0], .events = POLLIN};
+	long long deadline = mono_ms() + CHILD_DEADLINE_MS / 2;
+	for (;;) {
+		long long left = deadline - mono_ms();
+		if (left <= 0)
+			return -1;
+		int n = poll(&pf, 1, (int)left);
+		if (n > 0)
+			return 0; /* EOF (or HUP): the parent closed its end */
+		if (n < 0 && errno != EINTR)
+			return -1;
 	}
 }
 
+/* Kill and reap a test's children and close its gate, also after a failure. */
+static int teardown_children(void **state)
+{
+	gate_close();
+	return reap_leftovers(state);
+}
+
 /* ---- tests ---- */
+
+/* Child of eight_processes_one_token: one request as soon as the gate opens. */
+static int child_one_request(void *arg)
+{
+	(void)arg;
+	struct client c;
+	if (client_open(&c, need("REDIS_URL"), 20000) != 0)
+		return 2;
+	if (gate_wait() != 0) /* all eight start at the same instant */
+		return 4;
+	json_t *lim = NULL;
+	struct sf_error e;
+	enum sfk_err rc = sf_rest_limits(c.rest, &lim, &e);
+	if (rc != SFK_OK)
+		log_error("child request failed err=%s msg=%s", sfk_err_str(rc), e.message);
+	json_decref(lim);
+	client_close(&c);
+	return rc == SFK_OK ? 0 : 1;
+}
 
 static void eight_processes_one_token(void **state)
 {
 	(void)state;
 	drop_shared_token();
 	long long before = sim_tokens();
-	struct gate g;
-	pid_t pids[NPROC];
-	assert_int_equal(pipe(g.fds), 0);
-	for (int i = 0; i < NPROC; i++) {
-		pids[i] = fork();
-		assert_true(pids[i] >= 0);
-		if (pids[i] == 0) {
-			struct client c;
-			if (client_open(&c, need("REDIS_URL"), 20000) != 0)
-				_exit(2);
-			gate_wait(&g); /* all eight start at the same instant */
-			json_t *lim = NULL;
-			struct sf_error e;
-			enum sfk_err rc = sf_rest_limits(c.rest, &lim, &e);
-			if (rc != SFK_OK)
-				log_error("child request failed err=%s msg=%s", sfk_err_str(rc),
-				          e.message);
-			json_decref(lim);
-			client_close(&c);
-			_exit(rc == SFK_OK ? 0 : 1);
-		}
-	}
-	close(g.fds[0]);
-	close(g.fds[1]); /* open the gate */
-	int failed;
-	wait_children(pids, NPROC, &failed);
-	assert_int_equal(failed, 0);
+	assert_int_equal(pipe(gate_fds), 0);
+	for (int i = 0; i < NPROC; i++)
+		assert_true(fork_client(child_one_request, NULL) > 0);
+	gate_close(); /* open the gate */
+	assert_int_equal(wait_children(mono_ms() + CHILD_DEADLINE_MS), 0);
 	assert_int_equal(sim_tokens() - before, 1);
+}
+
+/* Child of expired_sessions_cost_one_token: requests until the stop file
+ * exists (at least 10); every one must succeed. */
+static int child_until_stop(void *arg)
+{
+	const char *stop = arg;
+	struct client c;
+	struct sf_error e;
+	if (client_open(&c, need("REDIS_URL"), 20000) != 0)
+		return 2;
+	if (gate_wait() != 0)
+		return 4;
+	int n = 0, bad = 0;
+	long long deadline = mono_ms() + CHILD_DEADLINE_MS;
+	while ((n < 10 || access(stop, F_OK) != 0) && mono_ms() < deadline) {
+		json_t *l = NULL;
+		enum sfk_err rc = sf_rest_limits(c.rest, &l, &e);
+		json_decref(l);
+		if (rc != SFK_OK) {
+			log_error("child request failed err=%s msg=%s", sfk_err_str(rc), e.message);
+			bad++;
+		}
+		n++;
+	}
+	client_close(&c);
+	return bad == 0 && mono_ms() < deadline ? 0 : 1;
 }
 
 static void expired_sessions_cost_one_token(void **state)
 {
 	(void)state;
-	char stop[300];
-	snprintf(stop, sizeof stop, "%s.stop", log_path);
+	static char stop[PATH_MAX + 32];
+	/* In the private stack's directory: tests/stack/down removes it. */
+	snprintf(stop, sizeof stop, "%s/it_sf_client.stop", stack_dir);
 	unlink(stop);
 	/* Warm the shared cache so every child starts with the same token. */
 	struct client c;
@@ -312,51 +683,24 @@ static void expired_sessions_cost_one_token(void **state)
 	client_close(&c);
 
 	long long before = sim_tokens();
-	struct gate g;
-	pid_t pids[NPROC];
-	assert_int_equal(pipe(g.fds), 0);
-	for (int i = 0; i < NPROC; i++) {
-		pids[i] = fork();
-		assert_true(pids[i] >= 0);
-		if (pids[i] == 0) {
-			if (client_open(&c, need("REDIS_URL"), 20000) != 0)
-				_exit(2);
-			gate_wait(&g);
-			int n = 0, bad = 0;
-			long long deadline = mono_ms() + 60000;
-			/* Keep going until the parent says stop (after the expiry). */
-			while ((n < 10 || access(stop, F_OK) != 0) && mono_ms() < deadline) {
-				json_t *l = NULL;
-				enum sfk_err rc = sf_rest_limits(c.rest, &l, &e);
-				json_decref(l);
-				if (rc != SFK_OK) {
-					log_error("child request failed err=%s msg=%s",
-					          sfk_err_str(rc), e.message);
-					bad++;
-				}
-				n++;
-			}
-			client_close(&c);
-			_exit(bad == 0 && mono_ms() < deadline ? 0 : 1);
-		}
-	}
-	close(g.fds[0]);
+	assert_int_equal(pipe(gate_fds), 0);
+	for (int i = 0; i < NPROC; i++)
+		assert_true(fork_client(child_until_stop, stop) > 0);
 	long long calls0 = sim_api_calls();
-	close(g.fds[1]);
+	gate_close();
 	long long deadline = mono_ms() + 30000;
 	while (sim_api_calls() < calls0 + 4 * NPROC && mono_ms() < deadline)
-		usleep(10000);
+		sleep_ms(10);
 	assert_true(mono_ms() < deadline);
 	sim_faults("{\"expire_sessions\":true}");
 	long long calls1 = sim_api_calls();
 	while (sim_api_calls() < calls1 + 8 * NPROC && mono_ms() < deadline)
-		usleep(10000);
+		sleep_ms(10);
 	assert_true(mono_ms() < deadline);
-	int fd = open(stop, O_CREAT | O_WRONLY, 0600);
+	int fd = open(stop, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
 	assert_true(fd >= 0);
 	close(fd);
-	int failed;
-	wait_children(pids, NPROC, &failed);
+	int failed = wait_children(mono_ms() + CHILD_DEADLINE_MS);
 	unlink(stop);
 	assert_int_equal(failed, 0);
 	assert_int_equal(sim_tokens() - before, 1);
@@ -768,29 +1112,39 @@ static int free_port(void)
 static void redis_down_requests_succeed(void **state)
 {
 	(void)state;
-	/* A Redis of our own, so stopping it disturbs nobody else. */
-	char dir[] = "/tmp/it_sf_redis.XXXXXX";
-	assert_non_null(mkdtemp(dir));
+	/* A Redis of our own (not the private stack's, which later tests may
+	 * use), so stopping it disturbs nothing else. Its directory is inside
+	 * the stack's, which tests/stack/down removes. */
+	assert_true(snprintf(redis_dir, sizeof redis_dir, "%s/own-redis", stack_dir) <
+	            (int)sizeof redis_dir);
+	assert_true(mkdir(redis_dir, 0700) == 0 || errno == EEXIST);
 	int port = free_port();
 	char url[64], ports[16];
 	snprintf(ports, sizeof ports, "%d", port);
 	snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
-	pid_t rp = fork();
-	assert_true(rp >= 0);
-	if (rp == 0) {
+	fflush(NULL);
+	redis_pid = fork();
+	assert_true(redis_pid >= 0);
+	if (redis_pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
-		int devnull = open("/dev/null", O_WRONLY);
+		/* Nothing of ours stays open in it: ctest waits for EOF on our
+		 * stdout/stderr, so a server holding them would hang the run. */
+		int devnull = open("/dev/null", O_RDWR);
+		dup2(devnull, 0);
 		dup2(devnull, 1);
+		dup2(devnull, 2);
+		closefrom(3);
 		execlp("redis-server", "redis-server", "--port", ports, "--bind", "127.0.0.1",
-		       "--save", "", "--appendonly", "no", "--dir", dir, (char *)NULL);
+		       "--save", "", "--appendonly", "no", "--dir", redis_dir, (char *)NULL);
 		_exit(127);
 	}
 	char err[256];
 	struct redis *probe = NULL;
 	long long deadline = mono_ms() + 10000;
 	while (!(probe = redis_connect_url(url, NULL, err, sizeof err)) && mono_ms() < deadline)
-		usleep(20000);
-	assert_non_null(probe);
+		sleep_ms(20);
+	if (!probe)
+		fail_msg("own redis-server on %s did not answer within 10 s: %s", url, err);
 	redis_free(probe);
 
 	struct client c;
@@ -801,8 +1155,9 @@ static void redis_down_requests_succeed(void **state)
 	json_decref(lim);
 	assert_int_equal(sf_token_degraded(c.tokens), 0);
 
-	kill(rp, SIGKILL);
-	assert_int_equal(waitpid(rp, NULL, 0), rp);
+	kill(redis_pid, SIGKILL);
+	assert_int_equal(waitpid(redis_pid, NULL, 0), redis_pid);
+	redis_pid = 0;
 	/* Force a fresh token while Redis is gone: the session dies at the sim. */
 	sim_faults("{\"expire_sessions\":true}");
 	for (int i = 0; i < 5; i++) {
@@ -821,7 +1176,6 @@ static void redis_down_requests_succeed(void **state)
 	                                 NULL);
 	assert_true(metric_value(g) == 1.0);
 	client_close(&c);
-	rmdir(dir);
 }
 
 static void private_key_never_logged(void **state)
@@ -856,19 +1210,25 @@ static void private_key_never_logged(void **state)
 
 int main(void)
 {
+	if (stack_up() != 0)
+		return 1;
+	signal(SIGALRM, on_deadline);
+	alarm(TEST_DEADLINE_S);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	log_init("it_sf_client");
 	log_set_level(LOG_LVL_DEBUG);
 	snprintf(log_path, sizeof log_path, "%s/it_sf_client.%d.log",
 	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-	int fd = open(log_path, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0600);
-	if (fd < 0)
+	int fd = open(log_path, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		stack_fail("cannot create %s: %s", log_path, strerror(errno));
 		return 1;
+	}
 	log_set_fd(fd);
 	fprintf(stderr, "it_sf_client: logs in %s\n", log_path);
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(eight_processes_one_token),
-	        cmocka_unit_test(expired_sessions_cost_one_token),
+	        cmocka_unit_test_teardown(eight_processes_one_token, teardown_children),
+	        cmocka_unit_test_teardown(expired_sessions_cost_one_token, teardown_children),
 	        cmocka_unit_test(retries_5xx_and_lock_to_success),
 	        cmocka_unit_test(permanent_error_reported_per_record),
 	        cmocka_unit_test(query_describe_email_quota),
@@ -877,10 +1237,14 @@ int main(void)
 	        cmocka_unit_test(tls_always_verified),
 	        cmocka_unit_test(response_cap_aborts),
 	        cmocka_unit_test(threads_share_one_client),
-	        cmocka_unit_test(redis_down_requests_succeed),
+	        cmocka_unit_test_teardown(redis_down_requests_succeed, reap_leftovers),
 	        cmocka_unit_test(private_key_never_logged),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	close(fd);
-	return rc;
+	if (rc == 0)
+		unlink(log_path); /* kept for a look when something failed */
+	else
+		fprintf(stderr, "it_sf_client: logs kept in %s\n", log_path);
+	return rc; /* atexit: tests/stack/down */
 }
