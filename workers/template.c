@@ -254,8 +254,12 @@ void tpl_policy_free(struct tpl_policy *p)
 
 /* ---- suggestion (pure) ------------------------------------------------------------ */
 
+/* Where triggers look: free text by default; the picklists (Industry,
+ * LeadSource) only for triggers that name them, so a source called "Partner
+ * Referral" is not read as a partnership request. */
 static const char *const text_fields[] = {"Description", "product_interest", "Industry",
                                           "LeadSource", NULL};
+#define TPL_FREE_TEXT_FIELDS 2 /* the first entries of text_fields */
 
 json_t *tpl_lead_facts(const struct tpl_policy *p, json_t *fields)
 {
@@ -298,7 +302,8 @@ double tpl_score(const struct tpl_template *t, json_t *facts)
 	for (size_t k = 0; k < t->ntriggers; k++) {
 		const struct tpl_trigger *g = &t->triggers[k];
 		for (size_t f = 0; text_fields[f]; f++) {
-			if (g->field && strcmp(g->field, text_fields[f]) != 0)
+			if (g->field ? strcmp(g->field, text_fields[f]) != 0
+			             : f >= TPL_FREE_TEXT_FIELDS)
 				continue;
 			if (matches(json_string_value(json_object_get(facts, text_fields[f])), g)) {
 				score += g->weight;
@@ -893,6 +898,19 @@ static int tpl_init(struct wl_ctx *ctx)
 	return 0;
 }
 
+/* --check-config and start-up: every policy problem, with its JSON path. */
+static void tpl_check_config(struct config *c)
+{
+	json_t *problems = NULL;
+	struct tpl_policy *p = tpl_policy_load(g_policy_path, g_schema_path, &problems);
+	size_t i;
+	json_t *v;
+	json_array_foreach(problems, i, v) config_problem(c, NULL, "template policy %s: %s",
+	                                                  g_policy_path, json_string_value(v));
+	json_decref(problems);
+	tpl_policy_free(p);
+}
+
 const struct workload_ops template_ops = {
         .id = "outreach.template_suggest",
         .config = tpl_config,
@@ -901,6 +919,7 @@ const struct workload_ops template_ops = {
         .decide = tpl_decide,
         .after_write = tpl_after_write,
         .fini = tpl_fini,
+        .check_config = tpl_check_config,
         .system_prompt = "You choose the outreach email template for a new sales Lead. Given "
                          "the Lead's description, product interest, industry and source, answer "
                          "with the template id, the intent, your confidence and the variables "

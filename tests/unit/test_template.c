@@ -177,6 +177,20 @@ static void intents_detected(void **state)
 	assert_string_equal(r.t->intent, "unknown");
 	tpl_result_clear(&r);
 	json_decref(f);
+	/* A picklist value is read only by triggers naming its field: the source
+	 * "Partner Referral" alone is no partnership request. */
+	f = lead(NULL, "Partner Referral", NULL);
+	suggest(p, f, &r);
+	assert_string_equal(r.t->intent, "unknown");
+	tpl_result_clear(&r);
+	json_decref(f);
+	f = lead("We'd like a demo of the reporting features next week for 30 people.",
+	         "Partner Referral", NULL);
+	suggest(p, f, &r);
+	assert_string_equal(r.t->intent, "demo");
+	assert_true(r.confidence >= p->bar);
+	tpl_result_clear(&r);
+	json_decref(f);
 	/* Weak and mixed evidence: lower confidence than a clear case */
 	f = lead("Any pricing? Also a demo maybe.", NULL, NULL);
 	suggest(p, f, &r);
