@@ -27,6 +27,7 @@
 #define LOOP_FLUSH_MS       15000
 #define LOOP_BACKOFF_MAX_MS 2000
 #define LOOP_DLQ_MSG_MAX    WL_ERRMSG_MAX
+#define LOOP_KEY_MAX        256 /* Kafka key kept for the workload (Lead id); longer: none */
 
 enum item_state {
 	ST_PENDING = 0, /* claimed / being processed */
@@ -39,7 +40,7 @@ struct item {
 	rd_kafka_message_t *msg;
 	json_t *env;
 	struct wl_event ev;
-	char key[256];
+	char key[LOOP_KEY_MAX];
 	enum item_state st;
 	int parsed;
 	int claimed;
