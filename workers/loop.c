@@ -599,6 +599,19 @@ static void process_batch(struct loop *l)
 			for (size_t d = 0; d < nd; d++)
 				dec[d].action = WL_RETRY;
 		}
+		/* Order per Lead: an event to retry holds back the later events of
+		 * the same key on its partition (they are redelivered after it). */
+		for (size_t d = 0; d < nd; d++) {
+			const struct item *a = &l->items[map[d]];
+			if (dec[d].action != WL_RETRY || !a->ev.key)
+				continue;
+			for (size_t d2 = d + 1; d2 < nd; d2++) {
+				const struct item *b = &l->items[map[d2]];
+				if (b->msg->partition == a->msg->partition && b->ev.key &&
+				    strcmp(b->ev.key, a->ev.key) == 0)
+					dec[d2].action = WL_RETRY;
+			}
+		}
 		write_decisions(l, dec, nd, res);
 		for (size_t d = 0; d < nd; d++) {
 			struct wl_write_result *r = &res[d];
