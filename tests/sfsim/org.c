@@ -29,11 +29,19 @@ struct type_store {
 	uint64_t next;
 };
 
+/* Most distinct values the intern table keeps (about one per second of
+ * sim time for timestamps, plus picklist values and user / queue ids). */
+#define INTERN_MAX 200000
+
 struct org_store {
 	struct type_store *types;
 	size_t ntypes;
 	uint64_t id_base;
 	uint64_t txn_counter;
+	/* Shared immutable strings for values that repeat across records
+	 * (picklists, dates, timestamps, user / queue ids): one json_t each
+	 * instead of one per record. value -> the same string. */
+	json_t *interned;
 };
 
 /* ---- clock ------------------------------------------------------------------ */
@@ -710,17 +718,59 @@ int org_check_create_locked(struct sim *sim, const char *type, json_t *fields,
 	return 0;
 }
 
+/* Does a value of field f repeat across records? */
+static int internable(const struct sim_field *f, const char *v)
+{
+	switch (f->type) {
+	case SIM_F_PICKLIST:
+	case SIM_F_DATE:
+	case SIM_F_DATETIME: return 1;
+	case SIM_F_REFERENCE:
+		/* owners, creators, modifiers: a few users and queues */
+		return strncmp(v, "005", 3) == 0 || strncmp(v, "00G", 3) == 0;
+	default: return 0;
+	}
+}
+
+/* Replace rec's repeating string values with the shared interned ones.
+ * Stored values are never changed in place (writes set new values), so
+ * records may share them. Under the org lock. */
+static void intern_values(struct sim *sim, const struct sim_object *obj, json_t *rec)
+{
+	json_t *tab = sim->store->interned;
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(rec, key, v)
+	{
+		if (!json_is_string(v))
+			continue;
+		const struct sim_field *f = org_field(obj, key);
+		const char *sv = json_string_value(v);
+		if (!f || !internable(f, sv))
+			continue;
+		json_t *shared = json_object_get(tab, sv);
+		if (!shared) {
+			if (json_object_size(tab) < INTERN_MAX)
+				json_object_set(tab, sv, v);
+			continue;
+		}
+		if (shared != v)
+			json_object_set(rec, key, shared);
+	}
+}
+
 static void insert(struct sim *sim, struct type_store *ts, json_t *rec, const char *id)
 {
 	json_t *ordered = json_object();
 	/* Id first, then the rest, as Salesforce orders fields. */
 	json_object_set_new(ordered, "Id", json_string(id));
 	json_object_update(ordered, rec);
+	intern_values(sim, ts->obj, ordered);
 	json_object_set(ts->byid, id, ordered);
 	json_array_append(ts->live, ordered);
 	json_array_append(ts->all, ordered);
 	json_decref(ordered);
-	(void)sim;
 }
 
 static int create_in(struct sim *sim, struct org_txn *txn, const struct sim_object *obj,
@@ -913,6 +963,7 @@ int org_update_locked(struct sim *sim, struct org_txn *txn, const char *type, co
 		json_array_append_new(changed, json_string("LastModifiedById"));
 	}
 	json_object_set_new(rec, "SystemModstamp", json_string(now));
+	intern_values(sim, obj, rec);
 	fire(sim, txn, obj->name, "UPDATE", json_string_value(json_object_get(rec, "Id")), changed,
 	     rec);
 	json_decref(changed);
@@ -1151,6 +1202,7 @@ int org_init(struct sim *sim, const struct sim_config *cfg, const char *const *u
 	sim->store->types = xcalloc(sim->store->ntypes, sizeof(struct type_store));
 	/* Ids depend on the seed only: same seed, same ids. */
 	sim->store->id_base = (cfg->seed % 100000u) * 1000000000ull + 1000;
+	sim->store->interned = json_object();
 	for (size_t i = 0; i < sim->store->ntypes; i++) {
 		sim->store->types[i].obj = org_object_at(i);
 		sim->store->types[i].live = json_array();
@@ -1209,6 +1261,7 @@ void org_fini(struct sim *sim)
 		json_decref(sim->store->types[i].byid);
 		json_decref(sim->store->types[i].all);
 	}
+	json_decref(sim->store->interned);
 	free(sim->store->types);
 	free(sim->store);
 	sim->store = NULL;

@@ -417,10 +417,11 @@ struct action {
 	int close; /* complete the open Task of this response */
 };
 
+/* Per planned lead. The plan is not kept: plans are pure, so each step
+ * rebuilds it (traffic_plan_lead) instead of holding 20,000+ plans. */
 struct lead_state {
 	char id[SIM_ID_BUF];
-	json_t *plan;  /* owned */
-	json_t *truth; /* owned */
+	json_t *truth; /* owned; NULL until the lead is created */
 	int64_t created_ms;
 	int64_t first_ms; /* -1 = none yet */
 };
@@ -488,7 +489,6 @@ static struct action heap_pop(struct traffic *t)
 static void free_run(struct traffic *t)
 {
 	for (long i = 0; t->leads && i < t->prof.leads; i++) {
-		json_decref(t->leads[i].plan);
 		json_decref(t->leads[i].truth);
 	}
 	free(t->leads);
@@ -542,6 +542,29 @@ static void iso(int64_t ms, char out[40])
 	sim_format_datetime(ms, out, 40);
 }
 
+/* A created lead's truth skeleton from its plan: new reference. */
+static json_t *truth_new(json_t *plan, long i)
+{
+	json_t *cc = json_object_get(plan, "country_code");
+	json_t *truth = json_pack(
+	        "{s:I,s:O,s:O,s:O,s:O,s:O,s:n,s:n,s:n,s:[]}", "index", (json_int_t)i, "region",
+	        json_object_get(plan, "region"), "country_code", cc ? cc : json_null(), "segment",
+	        json_object_get(plan, "segment"), "intent", json_object_get(plan, "intent"), "api",
+	        json_object_get(plan, "api"), "first_response_at", "first_response_source",
+	        "first_response_user", "responses");
+	size_t k;
+	json_t *pr;
+
+	/* One truth entry per planned response, in plan order. */
+	json_array_foreach(json_object_get(plan, "responses"), k, pr)
+	{
+		json_array_append_new(json_object_get(truth, "responses"),
+		                      json_pack("{s:O,s:s}", "kind", json_object_get(pr, "kind"),
+		                                "state", "planned"));
+	}
+	return truth;
+}
+
 static void create_lead(struct traffic *t, long i)
 {
 	struct sim *sim = t->sim;
@@ -549,15 +572,13 @@ static void create_lead(struct traffic *t, long i)
 	char id[SIM_ID_BUF], buf[40];
 	memset(&err, 0, sizeof(err));
 	snprintf(err.code, sizeof(err.code), "READ_BACK_FAILED");
+	/* Plans are pure: rebuilt here rather than kept for every lead. */
+	json_t *plan = traffic_plan_lead(&t->prof, i);
+	json_t *fields = json_incref(json_object_get(plan, "fields"));
+	int api = json_is_true(json_object_get(plan, "api"));
 	pthread_mutex_lock(&t->mu);
 	struct lead_state *ls = &t->leads[i];
-	/* Plans are pure: rebuild this lead's fields instead of keeping
-	 * every lead's fields from the start of the run. */
-	json_t *full = traffic_plan_lead(&t->prof, i);
-	json_t *fields = json_incref(json_object_get(full, "fields"));
-	json_decref(full);
-	json_object_set(ls->plan, "email", json_object_get(fields, "Email"));
-	int api = json_is_true(json_object_get(ls->plan, "api"));
+	ls->truth = truth_new(plan, i);
 	if (t->queue[0])
 		json_object_set_new(fields, "OwnerId", json_string(t->queue));
 	pthread_mutex_unlock(&t->mu);
@@ -586,6 +607,7 @@ static void create_lead(struct traffic *t, long i)
 		json_object_set_new(ls->truth, "error", json_string(err.code));
 		pthread_mutex_unlock(&t->mu);
 		json_decref(owner);
+		json_decref(plan);
 		log_warn("traffic: lead create failed index=%ld code=%s msg=%s", i, err.code,
 		         err.message);
 		return;
@@ -601,7 +623,7 @@ static void create_lead(struct traffic *t, long i)
 	int64_t now = sim_now_ms(sim);
 	size_t k;
 	json_t *r;
-	json_array_foreach(json_object_get(ls->plan, "responses"), k, r)
+	json_array_foreach(json_object_get(plan, "responses"), k, r)
 	{
 		struct action a = {now + json_integer_value(json_object_get(r, "delay_ms")), i,
 		                   (int)k, 0};
@@ -613,6 +635,7 @@ static void create_lead(struct traffic *t, long i)
 		heap_push(t, a);
 	}
 	pthread_mutex_unlock(&t->mu);
+	json_decref(plan);
 }
 
 /* Make one planned response (or complete its open Task); record its truth
@@ -625,10 +648,11 @@ static void respond(struct traffic *t, struct action a)
 	int rc = -1, opened = 0;
 	int64_t at = -1, rec_created = -1;
 
+	json_t *lplan = traffic_plan_lead(&t->prof, a.lead);
+	json_t *plan =
+	        json_incref(json_array_get(json_object_get(lplan, "responses"), (size_t)a.resp));
 	pthread_mutex_lock(&t->mu);
 	struct lead_state *ls = &t->leads[a.lead];
-	json_t *plan = json_deep_copy(
-	        json_array_get(json_object_get(ls->plan, "responses"), (size_t)a.resp));
 	json_t *entry = json_array_get(json_object_get(ls->truth, "responses"), (size_t)a.resp);
 	const char *otid = json_string_value(json_object_get(entry, "task_id"));
 	snprintf(open_task, sizeof(open_task), "%s", otid ? otid : "");
@@ -636,8 +660,8 @@ static void respond(struct traffic *t, struct action a)
 	snprintf(lead_id, sizeof(lead_id), "%s", ls->id);
 	char lead_email[200];
 	snprintf(lead_email, sizeof(lead_email), "%s",
-	         json_string_value(json_object_get(ls->plan, "email")));
-	const char *intent = json_string_value(json_object_get(ls->plan, "intent"));
+	         json_string_value(json_object_get(json_object_get(lplan, "fields"), "Email")));
+	const char *intent = json_string_value(json_object_get(lplan, "intent"));
 	char subject[120];
 	snprintf(subject, sizeof(subject), "Re: your %s request", intent ? intent : "");
 	int64_t created_ms = ls->created_ms;
@@ -776,6 +800,7 @@ static void respond(struct traffic *t, struct action a)
 	pthread_mutex_unlock(&t->mu);
 	json_decref(truth);
 	json_decref(plan);
+	json_decref(lplan);
 }
 
 static void *runner(void *arg)
@@ -874,32 +899,10 @@ int traffic_start(struct sim *sim, const struct traffic_profile *p, char *err, s
 	t->last_due_ms = 0;
 	t->leads = xcalloc((size_t)p->leads, sizeof(*t->leads));
 	for (long i = 0; i < p->leads; i++) {
-		struct lead_state *ls = &t->leads[i];
-		ls->plan = traffic_plan_lead(p, i);
-		json_object_del(ls->plan, "fields"); /* rebuilt at creation */
-		ls->first_ms = -1;
-		ls->truth = json_pack("{s:I,s:O,s:O,s:O,s:O,s:O,s:n,s:n,s:n,s:[]}", "index",
-		                      (json_int_t)i, "region", json_object_get(ls->plan, "region"),
-		                      "country_code",
-		                      json_object_get(ls->plan, "country_code")
-		                              ? json_object_get(ls->plan, "country_code")
-		                              : json_null(),
-		                      "segment", json_object_get(ls->plan, "segment"), "intent",
-		                      json_object_get(ls->plan, "intent"), "api",
-		                      json_object_get(ls->plan, "api"), "first_response_at",
-		                      "first_response_source", "first_response_user", "responses");
-		/* One truth entry per planned response, in plan order. */
-		size_t k;
-		json_t *pr;
-		json_array_foreach(json_object_get(ls->plan, "responses"), k, pr)
-		{
-			json_array_append_new(json_object_get(ls->truth, "responses"),
-			                      json_pack("{s:O,s:s}", "kind",
-			                                json_object_get(pr, "kind"), "state",
-			                                "planned"));
-		}
-		t->responses_planned +=
-		        (long)json_array_size(json_object_get(ls->plan, "responses"));
+		json_t *plan = traffic_plan_lead(p, i);
+		t->leads[i].first_ms = -1;
+		t->responses_planned += (long)json_array_size(json_object_get(plan, "responses"));
+		json_decref(plan);
 	}
 	load_people(t);
 	t->running = 1;
