@@ -30,6 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "rkeys.h"
+#include "route.h"
 #include "sfid.h"
 #include "soql_build.h"
 #include "xmem.h"
@@ -64,8 +65,9 @@ struct ft_state {
 	char *subtypes[FT_LIST_MAX + 1];
 	struct ft_taskset set;
 	long long ttl_s;
-	struct metric *latency; /* sfk_first_response_latency_seconds{segment,region} */
-	struct metric *updates; /* sfk_first_response_updates_total{outcome} */
+	struct route_policy *routing; /* segment/region labels; NULL: own thresholds */
+	struct metric *latency;       /* sfk_first_response_latency_seconds{segment,region} */
+	struct metric *updates;       /* sfk_first_response_updates_total{outcome} */
 };
 
 /*
@@ -496,11 +498,34 @@ static json_t *lead_write(const char *lead, const struct ft_resp *r, int64_t cre
 	return w;
 }
 
-static void fill_flywheel(struct wl_decision *d, const struct wl_event *ev, const struct item *it,
-                          json_t *lead_row, const struct ft_resp *stored, const struct ft_resp *eff,
+/* Metric labels of a Lead row: the routing policy's segment and region when
+ * it loaded, else the ttfr-segment thresholds and "UNKNOWN". */
+static void labels(const struct ft_state *st, json_t *row, const char **seg, const char **region)
+{
+	json_t *emp = json_object_get(row, "NumberOfEmployees");
+	const char *country = str(row, "Country");
+	*seg = NULL;
+	*region = NULL;
+	if (st && st->routing) {
+		if (json_is_number(emp))
+			*seg = route_segment(st->routing, (long long)json_number_value(emp));
+		if (country)
+			*region = route_region(st->routing, country);
+	} else {
+		*seg = ft_segment(emp, g_mm_min, g_ent_min);
+	}
+	*seg = *seg ? *seg : "UNKNOWN";
+	*region = *region ? *region : "UNKNOWN";
+}
+
+static void fill_flywheel(const struct ft_state *st, struct wl_decision *d,
+                          const struct wl_event *ev, const struct item *it, json_t *lead_row,
+                          const struct ft_resp *stored, const struct ft_resp *eff,
                           const char *outcome)
 {
 	int64_t created = ft_json_datetime(json_object_get(lead_row, "CreatedDate"));
+	const char *seg, *region;
+	labels(st, lead_row, &seg, &region);
 	json_t *facts =
 	        json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o}", "lead_id", it->lead, "event_entity",
 	                  ev->entity ? ev->entity : "", "event_change_type",
@@ -510,9 +535,8 @@ static void fill_flywheel(struct wl_decision *d, const struct wl_event *ev, cons
 	                          ? json_deep_copy(json_object_get(lead_row, "CreatedDate"))
 	                          : json_null(),
 	                  "response", it->has_resp ? resp_json(&it->resp) : json_null(),
-	                  "stored_first_response", resp_json(stored), "segment",
-	                  json_string(ft_segment(json_object_get(lead_row, "NumberOfEmployees"),
-	                                         g_mm_min, g_ent_min)));
+	                  "stored_first_response", resp_json(stored), "segment", json_string(seg));
+	json_object_set_new(facts, "region", json_string(region));
 	json_t *dec = json_pack("{s:s,s:s,s:o}", "lead_id", it->lead, "outcome", outcome,
 	                        "first_response", resp_json(eff));
 	if (eff && eff->at_ms >= 0 && created >= 0)
@@ -832,7 +856,7 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 			/* Deleted, or not visible to us: kept in Redis, resolved if the
 			 * Lead shows up (its CREATE reads the pending value). */
 			out[i].action = WL_SKIP;
-			fill_flywheel(&out[i], &ev[i], &it[i], NULL, NULL, &e, "no_lead");
+			fill_flywheel(st, &out[i], &ev[i], &it[i], NULL, NULL, &e, "no_lead");
 			metric_add(st->updates, 1, "no_lead");
 			continue;
 		}
@@ -862,10 +886,10 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 			out[i].action = WL_WRITE;
 			out[i].write = w;
 			json_object_set_new(carrier, it[i].lead, json_integer((json_int_t)i));
-			fill_flywheel(&out[i], &ev[i], &it[i], row, &stored, &e, "written");
+			fill_flywheel(st, &out[i], &ev[i], &it[i], row, &stored, &e, "written");
 		} else {
 			out[i].action = WL_SKIP;
-			fill_flywheel(&out[i], &ev[i], &it[i], row, &stored, &e, "not_earlier");
+			fill_flywheel(st, &out[i], &ev[i], &it[i], row, &stored, &e, "not_earlier");
 			/* a Lead's CREATE that only re-checked is not an update */
 			if (it[i].kind != IT_LEAD)
 				metric_add(st->updates, 1, "not_earlier");
@@ -931,7 +955,9 @@ static void ft_after_write(struct wl_ctx *ctx, const struct wl_event *ev, size_t
 		metric_add(st->updates, 1, "written");
 		double minutes = json_number_value(json_object_get(w, "Time_to_First_Response__c"));
 		const char *seg = json_string_value(json_object_get(out[i].facts, "segment"));
-		metric_observe(st->latency, minutes * 60.0, seg ? seg : "UNKNOWN", "UNKNOWN");
+		const char *region = json_string_value(json_object_get(out[i].facts, "region"));
+		metric_observe(st->latency, minutes * 60.0, seg ? seg : "UNKNOWN",
+		               region ? region : "UNKNOWN");
 		redis_pipe_add(pipe, "GET %s%s", RKEY_TTFR,
 		               json_string_value(json_object_get(w, "id")));
 		idx[m++] = i;
@@ -994,6 +1020,7 @@ static void ft_fini(struct wl_ctx *ctx)
 	struct ft_state *st = ctx->state;
 	if (!st)
 		return;
+	route_policy_free(st->routing);
 	for (size_t i = 0; st->types[i]; i++)
 		free(st->types[i]);
 	for (size_t i = 0; st->subtypes[i]; i++)
@@ -1022,6 +1049,19 @@ static int ft_init(struct wl_ctx *ctx)
 	st->set.types = (const char *const *)st->types;
 	st->set.subtypes = (const char *const *)st->subtypes;
 	st->ttl_s = g_ttl_ms / 1000;
+	/* Segment and region labels as routing defines them (lead.route's
+	 * settings are in every sfk-worker's table). Optional: without the
+	 * policy the ttfr-segment thresholds label the segment. */
+	json_t *problems = NULL;
+	const char *rp = ctx->cfg ? config_str(ctx->cfg, "route-policy") : NULL;
+	const char *rs = ctx->cfg ? config_str(ctx->cfg, "route-policy-schema") : NULL;
+	if (rp && rs)
+		st->routing = route_policy_load(rp, rs, &problems);
+	if (!st->routing)
+		log_warn("first_touch: routing policy not loaded, region label UNKNOWN path=%s "
+		         "problems=%zu",
+		         rp ? rp : "", json_array_size(problems));
+	json_decref(problems);
 	redis_script_init(&ttfr_min);
 	st->latency = metrics_histogram("sfk_first_response_latency_seconds",
 	                                "Time to first response of a Lead (written ones)",

@@ -69,6 +69,8 @@ export SFK_TOPIC_PREFIX=$P SFK_BRIDGE_TRANSACTIONAL_ID="${P}bridge" SFK_ADMIN_AD
 export SFK_WORKLOADS_POLICY="$SFK_SOURCE_DIR/policies/workloads.json"
 export SFK_WORKLOADS_SCHEMA="$SFK_SOURCE_DIR/schemas/workloads.schema.json"
 export SFK_CLIENT_ID=sfk-kpis SFK_BRIDGE_START_FROM=latest SFK_BRIDGE_LEASE_KEY="sfk:lease:${P}bridge"
+export SFK_ROUTING_POLICY="$SFK_SOURCE_DIR/policies/routing_policy.json"
+export SFK_ROUTING_POLICY_SCHEMA="$SFK_SOURCE_DIR/schemas/routing_policy.schema.json"
 export KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS=1000 SFK_BATCH_WAIT=100ms
 TOPIC="${P}wl.lead.first_touch_detect"
 
@@ -229,13 +231,18 @@ done
 pass "Lead CREATE after its responses -> the kept earliest ($want) written back"
 
 # TTFR observed once per written first response, across the replicas.
+# Labels are the routing policy's segment and region.
 observed=0
 for w in w1 w2; do
-	n=$(curl -sf "http://127.0.0.1:$(admin_port $w)/metrics" |
-		awk '/^sfk_first_response_latency_seconds_count\{/ {s += $2} END {print s + 0}')
+	curl -sf "http://127.0.0.1:$(admin_port $w)/metrics" >"$WORK/$w.metrics"
+	n=$(awk '/^sfk_first_response_latency_seconds_count\{/ {s += $2} END {print s + 0}' \
+		"$WORK/$w.metrics")
 	observed=$((observed + ${n%.*}))
 done
 [ "$observed" -ge "$answered" ] ||
 	fail "sfk_first_response_latency_seconds counted $observed, want >= $answered"
-pass "sfk_first_response_latency_seconds observed $observed times"
+grep -h '^sfk_first_response_latency_seconds_count{' "$WORK"/w?.metrics |
+	grep -v 'region="UNKNOWN"' | grep -q 'segment="\(SMB\|MM\|ENT\)"' ||
+	fail "no TTFR series labelled with a routing segment and region"
+pass "sfk_first_response_latency_seconds observed $observed times, by segment and region"
 echo "$NAME: all cases passed"

@@ -14,6 +14,33 @@
 
 #include "../../workers/first_touch.c"
 
+/* lead.route's policy is not under test here (test_route covers it): the
+ * workload only asks it for labels, and these tests never load one. */
+struct route_policy *route_policy_load(const char *policy_path, const char *schema_path,
+                                       json_t **problems)
+{
+	(void)policy_path;
+	(void)schema_path;
+	*problems = NULL;
+	return NULL;
+}
+void route_policy_free(struct route_policy *p)
+{
+	(void)p;
+}
+const char *route_segment(const struct route_policy *p, long long employees)
+{
+	(void)p;
+	(void)employees;
+	return NULL;
+}
+const char *route_region(const struct route_policy *p, const char *country)
+{
+	(void)p;
+	(void)country;
+	return NULL;
+}
+
 #define LEAD1 "00Q5e00000AbCdEEAV"
 #define USER1 "0055e00000UsR01AAF"
 
@@ -341,6 +368,22 @@ static void segments(void **state)
 	json_decref(n);
 }
 
+static void labels_without_routing_policy(void **state)
+{
+	(void)state;
+	struct ft_state st = {0};
+	const char *seg, *region;
+	json_t *row = parse("{\"NumberOfEmployees\":1500,\"Country\":\"France\"}");
+	g_mm_min = 100;
+	g_ent_min = 1000;
+	labels(&st, row, &seg, &region);
+	assert_string_equal(seg, "ENT");
+	assert_string_equal(region, "UNKNOWN");
+	labels(&st, NULL, &seg, &region);
+	assert_string_equal(seg, "UNKNOWN");
+	json_decref(row);
+}
+
 static void lists(void **state)
 {
 	(void)state;
@@ -369,6 +412,7 @@ int main(void)
 	        cmocka_unit_test(email_to_lead),
 	        cmocka_unit_test(segments),
 	        cmocka_unit_test(lists),
+	        cmocka_unit_test(labels_without_routing_policy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
