@@ -319,7 +319,6 @@ int main(int argc, char **argv)
 		log_error("admin server error=%s", err);
 		goto out;
 	}
-	log_info("admin listening port=%u", admin_port(admin));
 
 	/* A token up front: readiness, and a configuration mistake shows at once. */
 	{
