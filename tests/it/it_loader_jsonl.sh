@@ -32,13 +32,18 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
+trap "exit 143" TERM INT # so that cleanup runs (and stops ES) when ctest gives up
 
 gen=$src/tests/bench/loader_gen.py
-python3 "$gen" --count "$N" --run "$run" --seed 7 >"$work/records"
+# Yesterday, today and tomorrow (UTC): no day is old enough to be compressed
+# (default: 24 h after the day ended) while the test runs.
+ts0=$(( ($(date +%s) / 86400 - 1) * 86400 ))
+day() { date -u -d "@$((ts0 + $1 * 86400))" +%F; }
+python3 "$gen" --count "$N" --run "$run" --seed 7 --start "$ts0" >"$work/records"
 # the invalid record sits in the middle of the stream
 head -n $((N / 2)) "$work/records" >"$work/part1"
 tail -n +$((N / 2 + 1)) "$work/records" >"$work/part2"
-python3 "$gen" --bad --run "$run" >"$work/bad"
+python3 "$gen" --bad --run "$run" --start "$ts0" >"$work/bad"
 cat "$work/part1" "$work/bad" "$work/part2" | kcat -P -b "$KAFKA_BOOTSTRAP_SERVERS" -t "$topic" -K $'\t' -z lz4 ||
 	fail "kcat could not produce to $topic"
 python3 -c '
@@ -57,7 +62,10 @@ start() {
 		</dev/null 2>>"$work/loader.log" &
 	pid=$!
 }
-lines() { [ -d "$dir" ] || { echo 0; return; }; find "$dir" -name "*.jsonl" -exec cat {} + 2>/dev/null | wc -l; }
+lines() { # lines in plain and compressed files
+	[ -d "$dir" ] || { echo 0; return; }
+	{ find "$dir" -name "*.jsonl" -exec cat {} + ; find "$dir" -name "*.jsonl.gz" -exec zcat {} + ; } 2>/dev/null | wc -l
+}
 
 kills=0 midstream=0
 deadline=$((SECONDS + 200))
@@ -103,7 +111,7 @@ grep -q "sfk.error_reason=\$: unknown property 'extra_top_level'" "$work/dlq" ||
 
 # Export: one chat line per distinct prompt of lead.route (every prompt is distinct here).
 want=$(awk -F'\t' '$2=="lead.route"' "$work/expected" | wc -l)
-"$bin" export --workload lead.route --from 2026-11-25 --to 2026-11-27 --flywheel-dir "$dir" \
+"$bin" export --workload lead.route --from "$(day 0)" --to "$(day 2)" --flywheel-dir "$dir" \
 	>"$work/export.jsonl" 2>>"$work/loader.log" || fail "export failed"
 python3 - "$work/export.jsonl" "$want" <<'PY' || fail "export output"
 import json, sys
