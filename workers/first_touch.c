@@ -573,6 +573,8 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 	json_t *email_q = json_object(), *email_rows = json_object();
 	json_t *rel_q = json_object(), *relations = json_array();
 	json_t *task_q = json_object(), *task_rows = json_object();
+	json_t *act_q = json_object();    /* Email-subtype Tasks to check */
+	json_t *incoming = json_object(); /* Task id -> its EmailMessage is inbound */
 	json_t *lead_q = json_object(), *lead_rows = json_object();
 	json_t *best = json_object();    /* lead -> value string: the batch's earliest */
 	json_t *pending = json_object(); /* lead -> value string from Redis (CREATE only) */
@@ -683,15 +685,57 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 	if (rc != SFK_OK)
 		goto out;
 
+	/* 2d. an Email-subtype Task is the activity of an EmailMessage, which may
+	 * be inbound (logged replies): those are not responses. The batch's own
+	 * emails answer for their Tasks; the rest is one query. */
+	for (size_t i = 0; i < n; i++) {
+		char act[19];
+		if (it[i].kind == IT_EMAIL && id_of(str(it[i].rec, "ActivityId"), "Task", act))
+			json_object_set_new(
+			        incoming, act,
+			        json_boolean(json_is_true(json_object_get(it[i].rec, "Incoming"))));
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (it[i].kind != IT_TASK)
+			continue;
+		json_t *row = json_object_get(task_rows, it[i].id);
+		if (row)
+			it[i].rec = row;
+		else if (json_object_get(task_q, it[i].id)) {
+			it[i].kind = IT_NONE;
+			it[i].why = "task_not_found";
+			continue;
+		}
+		const char *sub = str(it[i].rec, "TaskSubtype");
+		if (sub && strcasecmp(sub, "Email") == 0 && !json_object_get(incoming, it[i].id))
+			add_id(act_q, it[i].id);
+	}
+	ids = keys_of(act_q, &nids);
+	json_t *act_rows = json_array();
+	rc = query_ids(ctx,
+	               "SELECT Id, ActivityId, Incoming FROM EmailMessage WHERE ActivityId IN ", "",
+	               ids, nids, act_rows, NULL, &err);
+	free(ids);
+	ids = NULL;
+	size_t ai;
+	json_t *arow;
+	json_array_foreach(act_rows, ai, arow)
+	{
+		char act[19];
+		if (id_of(str(arow, "ActivityId"), "Task", act) &&
+		    json_is_true(json_object_get(arow, "Incoming")))
+			json_object_set_new(incoming, act, json_true());
+	}
+	json_decref(act_rows);
+	if (rc != SFK_OK)
+		goto out;
+
 	/* candidate responses, the batch's earliest per Lead */
 	for (size_t i = 0; i < n; i++) {
 		if (it[i].kind == IT_TASK) {
-			json_t *row = json_object_get(task_rows, it[i].id);
-			if (row)
-				it[i].rec = row;
-			else if (json_object_get(task_q, it[i].id)) {
+			if (json_is_true(json_object_get(incoming, it[i].id))) {
 				it[i].kind = IT_NONE;
-				it[i].why = "task_not_found";
+				it[i].why = "task_of_inbound_email";
 				continue;
 			}
 			it[i].has_resp = ft_task_response(it[i].rec, &st->set, &it[i].resp,
@@ -922,6 +966,8 @@ out:
 	json_decref(best);
 	json_decref(lead_rows);
 	json_decref(lead_q);
+	json_decref(incoming);
+	json_decref(act_q);
 	json_decref(task_rows);
 	json_decref(task_q);
 	json_decref(relations);

@@ -230,6 +230,28 @@ until [ "$(ctl GET "/sim/records/Lead/$lead" | jq -r .First_Response_At__c)" = "
 done
 pass "Lead CREATE after its responses -> the kept earliest ($want) written back"
 
+# An inbound email logged on an unanswered Lead: its Email Task (closed, on
+# the Lead) is fanned out, and is not a response.
+quiet=$(awk -F'\t' '$2 == "-" {print $1; exit}' "$WORK/expected.tsv")
+if [ -n "$quiet" ]; then
+	em=$(ctl POST /sim/records/EmailMessage '{"Subject":"Question","TextBody":"Hi",
+		"Incoming":true,"Status":"0","FromAddress":"lead@example.com"}' | jq -r .id)
+	ctl POST /sim/records/EmailMessageRelation "{\"EmailMessageId\":\"$em\",
+		\"RelationId\":\"$quiet\",\"RelationType\":\"ToAddress\"}" >/dev/null
+	task=$(ctl GET "/sim/records/EmailMessage/$em" | jq -r .ActivityId)
+	[ "$(ctl GET "/sim/records/Task/$task" | jq -r .WhoId)" = "$quiet" ] ||
+		fail "inbound email's Task is not on $quiet"
+	deadline=$((SECONDS + 30))
+	until records | grep -q "\"record_id\":\"$task\""; do
+		[ $SECONDS -lt $deadline ] || fail "inbound email's Task $task not fanned out"
+		sleep 0.3
+	done
+	caught_up 30 || fail "workers did not process the inbound email's Task"
+	[ "$(ctl GET "/sim/records/Lead/$quiet" | jq -r .First_Response_At__c)" = null ] ||
+		fail "an inbound email's Task was taken as the first response of $quiet"
+	pass "inbound email's Email Task on unanswered $quiet: not a response"
+fi
+
 # TTFR observed once per written first response, across the replicas.
 # Labels are the routing policy's segment and region.
 observed=0
