@@ -9,8 +9,8 @@
 #   env: KAFKA_BOOTSTRAP_SERVERS (tests/stack/up --kafka real), SFK_BIN_DIR, SFK_SOURCE_DIR
 set -euo pipefail
 
-N=5000 KILLS=5
-[ "${1:-}" = --full ] && N=50000 KILLS=8
+N=5000 KILLS=5 PAUSE=1 # kills come 0..PAUSE s after the restarted loader writes
+[ "${1:-}" = --full ] && N=50000 KILLS=8 PAUSE=3
 src=${SFK_SOURCE_DIR:?SFK_SOURCE_DIR is not set}
 bin=${SFK_BIN_DIR:?SFK_BIN_DIR is not set}/sfk-loader
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -77,7 +77,7 @@ while [ $kills -lt $KILLS ]; do
 		[ $SECONDS -lt $deadline ] || fail "loader made no progress (see $work/loader.log)"
 		sleep 0.05
 	done
-	sleep "0.$((RANDOM % 4))$((RANDOM % 10))"
+	sleep "$((RANDOM % PAUSE)).$((RANDOM % 10))$((RANDOM % 10))"
 	kill -0 "$pid" 2>/dev/null || fail "loader died by itself: $(tail -3 "$work/loader.log")"
 	n=$(lines)
 	kill -9 "$pid"
