@@ -31,9 +31,7 @@ helm=$tools/helm
 kv=$tools/kubectl-validate
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sfk-deploy-check.XXXXXX")
-stack_up=0
 cleanup() {
-	[ $stack_up = 1 ] && "$src/tests/stack/down" >/dev/null 2>&1
 	[ -n "${SFK_DEPLOY_KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -323,51 +321,83 @@ ensure_binaries() {
 	ninja -C "$src/build" "${want[@]}" | tail -1
 	echo "built: ${want[*]}"
 }
-# scrape_bridge: run sfk-bridge against sfk-sim + mock Kafka + Redis, create a Lead through the
-# sim so CDC flows, and save /metrics once the event went through.
-scrape_bridge() {
+# scrape_binaries: run sfk-bridge, one sfk-worker per workload and sfk-loader against sfk-sim +
+# mock Kafka + Redis (tests/stack/up), create a Lead through the sim so CDC flows through the
+# bridge to the workers, and save each /metrics.
+scrape_binaries() {
 	[ -x "$bin_dir/sfk-bridge" ] && [ -x "$bin_dir/sfk-sim" ] || die "sfk-bridge / sfk-sim not built in $bin_dir"
-	local envs port pid ok=0 deadline
+	local envs deadline pre="deploychk$$." name port
+	pids=() # global: the EXIT trap below reads it after this function returned
 	envs=$(SFK_BIN_DIR=$bin_dir "$src/tests/stack/up" --kafka mock --sim) || die "tests/stack/up failed"
 	eval "$envs"
-	stack_up=1
+	# this runs in the step's subshell: stop what it started when it ends, whichever way
+	trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; "$src/tests/stack/down" >/dev/null 2>&1' EXIT
 	# shellcheck source=../stack/lib/common.sh
 	. "$src/tests/stack/lib/common.sh"
-	port=$(stack_free_port)
-	SFK_ADMIN_ADDR=127.0.0.1:$port SFK_TOPIC_PREFIX="deploychk$$." SFK_BRIDGE_LEASE_KEY="sfk:lease:deploychk$$" \
-		SFK_BRIDGE_TRANSACTIONAL_ID="deploychk$$" SFK_WORKLOADS_POLICY=$src/policies/workloads.json \
-		SFK_WORKLOADS_SCHEMA=$src/schemas/workloads.schema.json \
-		"$bin_dir/sfk-bridge" > "$work/bridge.log" 2>&1 &
-	pid=$!
+	cd "$src" || return 1 # relative policy/schema defaults
+	export SFK_TOPIC_PREFIX=$pre SFK_GROUP_PREFIX=$pre SFK_BRIDGE_LEASE_KEY="sfk:lease:$pre" \
+		SFK_BRIDGE_TRANSACTIONAL_ID="${pre}bridge" SFK_LOADER_TOPIC="${pre}flywheel" \
+		SFK_LOADER_GROUP="${pre}loader" SFK_LOADER_DLQ_TOPIC="${pre}dlq.loader" FLYWHEEL_DIR="$work/flywheel"
+	declare -gA admin=()
+	start_bin() { # start_bin NAME BINARY [ARGS]
+		local n=$1 p
+		shift
+		p=$(stack_free_port)
+		admin[$n]=$p
+		SFK_ADMIN_ADDR=127.0.0.1:$p "$@" > "$work/$n.log" 2>&1 &
+		pids+=($!)
+	}
+	start_bin bridge "$bin_dir/sfk-bridge"
+	if [ -x "$bin_dir/sfk-worker" ]; then
+		for w in lead.route lead.first_touch_detect outreach.template_suggest; do
+			start_bin "worker-$w" "$bin_dir/sfk-worker" --workload "$w"
+		done
+	fi
+	[ -x "$bin_dir/sfk-loader" ] && start_bin loader "$bin_dir/sfk-loader"
 	deadline=$(($(date +%s) + 60))
-	# wait until subscribed, then create a Lead as the UI user: a CDC CREATE reaches the bridge
 	until grep -q '"cometd subscribed"' "$work/bridge.log"; do
-		kill -0 $pid 2>/dev/null || { tail -5 "$work/bridge.log"; die "sfk-bridge exited"; }
-		[ "$(date +%s)" -lt "$deadline" ] || { tail -5 "$work/bridge.log"; kill $pid; die "sfk-bridge did not subscribe in 60 s"; }
+		kill -0 "${pids[0]}" 2>/dev/null || { tail -5 "$work/bridge.log"; die "sfk-bridge exited"; }
+		[ "$(date +%s)" -lt "$deadline" ] || { tail -5 "$work/bridge.log"; die "sfk-bridge did not subscribe in 60 s"; }
 		sleep 0.2
 	done
 	curl -sf --cacert "$SF_CA_FILE" -H 'Content-Type: application/json' \
-		-d '{"LastName":"Deploycheck","Company":"Acme","Country":"DE","NumberOfEmployees":50}' \
-		"$SF_SIM_URL/sim/records/Lead" >/dev/null || { kill $pid; die "could not create a Lead in sfk-sim"; }
-	until curl -sf "http://127.0.0.1:$port/metrics" > "$work/bridge.metrics" &&
+		-d '{"LastName":"Deploycheck","Company":"Acme","Country":"Germany","NumberOfEmployees":50}' \
+		"$SF_SIM_URL/sim/records/Lead" >/dev/null || die "could not create a Lead in sfk-sim"
+	until curl -sf "http://127.0.0.1:${admin[bridge]}/metrics" > "$work/bridge.metrics" &&
 		grep -q '^sfk_cdc_events_total{' "$work/bridge.metrics" &&
 		grep -q '^sfk_bridge_checkpoint_timestamp_seconds{' "$work/bridge.metrics"; do
-		kill -0 $pid 2>/dev/null || { tail -5 "$work/bridge.log"; die "sfk-bridge exited"; }
-		[ "$(date +%s)" -lt "$deadline" ] || { tail -5 "$work/bridge.log"; kill $pid; die "no CDC event through sfk-bridge in 60 s"; }
+		kill -0 "${pids[0]}" 2>/dev/null || { tail -5 "$work/bridge.log"; die "sfk-bridge exited"; }
+		[ "$(date +%s)" -lt "$deadline" ] || { tail -5 "$work/bridge.log"; die "no CDC event through sfk-bridge in 60 s"; }
 		sleep 0.3
 	done
-	kill $pid && wait $pid
-	echo "scraped sfk-bridge: $(grep -c '^# TYPE sfk_' "$work/bridge.metrics") sfk_ families"
-	promtool check metrics < "$work/bridge.metrics" || return 1
+	# the workers' decisions are a bonus (more families with samples), not a requirement here
+	if [ -n "${admin[worker-lead.route]:-}" ]; then
+		deadline=$(($(date +%s) + 20))
+		until curl -sf "http://127.0.0.1:${admin[worker-lead.route]}/metrics" | grep -q '^sfk_decisions_total{' ||
+			[ "$(date +%s)" -ge "$deadline" ]; do sleep 0.5; done
+	fi
+	for name in "${!admin[@]}"; do
+		port=${admin[$name]}
+		if curl -sf "http://127.0.0.1:$port/metrics" > "$work/$name.metrics"; then
+			echo "scraped $name: $(grep -c '^# TYPE sfk_' "$work/$name.metrics") sfk_ families"
+			promtool check metrics < "$work/$name.metrics" || { echo "FAIL promtool check metrics: $name"; return 1; }
+		else
+			echo "FAIL $name serves no /metrics (log: $(tail -1 "$work/$name.log"))"
+			return 1
+		fi
+	done
 	echo "promtool check metrics: OK"
 }
 check_metrics() {
 	ensure_binaries || return 1
-	scrape_bridge || return 1
+	scrape_binaries || return 1
 	[ -s "$work/rules.yaml" ] || die "no extracted rules (the promtool step failed)"
+	local scrapes=() f
+	for f in "$work"/*.metrics; do scrapes+=(--scrape "$f"); done
 	python3 "$here/check_metrics.py" --dashboards "$chart"/dashboards/*.json --rules "$work/rules.yaml" \
-		--scrape "$work/bridge.metrics" --bin-dir "$bin_dir" --source "$src" \
-		${design:+--design "$design"} --requested "$here/metrics-requested.txt"
+		"${scrapes[@]}" --bin-dir "$bin_dir" --source "$src" \
+		${design:+--design "$design"} --requested "$here/metrics-requested.txt" \
+		${SFK_DEPLOY_STRICT_METRICS:+--strict-pending}
 }
 check_image() {
 	"$here/check_image_libs.sh" "$bin_dir" || return 1

@@ -141,10 +141,18 @@ annotations:
 - name: SF_CA_FILE
   value: /etc/sfk/sf-ca/ca.crt
 {{- end }}
+- name: SFK_GROUP_PREFIX
+  value: {{ .Values.kafka.topicPrefix | quote }}
 - name: SFK_WORKLOADS_POLICY
   value: /etc/sfk/policies/workloads.json
-- name: SFK_POLICY_DIR
-  value: /etc/sfk/policies
+- name: SFK_ROUTING_POLICY
+  value: /etc/sfk/policies/routing_policy.json
+- name: SFK_TEMPLATE_POLICY
+  value: /etc/sfk/policies/templates.json
+- name: SFK_DOCTOR_POLICIES
+  value: /etc/sfk/policies/workloads.json,/etc/sfk/policies/routing_policy.json,/etc/sfk/policies/templates.json
+- name: SFK_TOPIC_PARTITIONS
+  value: {{ .Values.kafka.topics.partitions | quote }}
 {{- with .Values.extraEnvVars }}
 {{ toYaml . }}
 {{- end }}
