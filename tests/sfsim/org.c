@@ -1119,6 +1119,51 @@ json_t *org_get(struct sim *sim, const char *type, const char *id, struct sim_er
 	return out;
 }
 
+struct dump_buf {
+	char *p;
+	size_t len, cap;
+};
+
+static int dump_append(const char *buf, size_t n, void *ctx)
+{
+	struct dump_buf *b = ctx;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 65536;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->p = xrealloc(b->p, cap);
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, buf, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+char *org_dump_text(struct sim *sim, size_t *len)
+{
+	struct dump_buf b = {0};
+	org_lock(sim);
+	dump_append("{", 1, &b);
+	for (size_t i = 0; i < sim->store->ntypes; i++) {
+		struct type_store *ts = &sim->store->types[i];
+		json_t *name = json_string(ts->obj->name);
+		json_dump_callback(name, dump_append, &b, JSON_ENCODE_ANY);
+		json_decref(name);
+		dump_append(":", 1, &b);
+		json_dump_callback(ts->live, dump_append, &b, JSON_COMPACT);
+		dump_append(",", 1, &b);
+	}
+	json_t *org = json_string(sim->org_id);
+	dump_append("\"orgId\":", 8, &b);
+	json_dump_callback(org, dump_append, &b, JSON_ENCODE_ANY);
+	json_decref(org);
+	dump_append("}", 1, &b);
+	pthread_mutex_unlock(&sim->lock);
+	*len = b.len;
+	return b.p;
+}
+
 json_t *org_dump(struct sim *sim)
 {
 	json_t *out = json_object();

@@ -266,6 +266,10 @@ json_t *org_lookup_locked(struct sim *sim, const char *id);
 json_t *org_full_view(const struct sim_object *obj, json_t *rec);
 /* The whole org {"Lead": [...], ...} (live records); new reference. */
 json_t *org_dump(struct sim *sim);
+/* The same as compact JSON text plus "orgId", serialized under the org lock
+ * without copying any record (a 20,000-lead org would need ~270 MB more
+ * as copies). Caller frees; *len = strlen. */
+char *org_dump_text(struct sim *sim, size_t *len);
 /* User id for a username (case-insensitive); 0 or -1. Takes the lock. */
 int org_user_by_username(struct sim *sim, const char *username, char id_out[SIM_ID_BUF]);
 

@@ -442,6 +442,9 @@ struct traffic {
 	 * due at, follow-up closes of open Tasks included; 0 = none. One clock
 	 * jump past it makes every response of those leads due. */
 	int64_t last_due_ms;
+	/* Shared strings for truth values that repeat across leads (states,
+	 * kinds, regions, user ids, second-resolution times); under mu. */
+	json_t *interned;
 	struct action *heap;
 	size_t nheap, capheap;
 	char reps[MAX_REPS][SIM_ID_BUF];
@@ -486,6 +489,32 @@ static struct action heap_pop(struct traffic *t)
 	return top;
 }
 
+/* Most distinct strings the truth's intern table keeps. */
+#define TRUTH_INTERN_MAX 100000
+
+/* Replace obj's string values (but the unique ids) with shared ones: a
+ * truth entry holds a dozen short strings that repeat across 20,000+ leads.
+ * Truth values are never changed in place. Under t->mu. */
+static void intern_truth(struct traffic *t, json_t *obj)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v)
+	{
+		if (!json_is_string(v) || strcmp(key, "lead_id") == 0 ||
+		    strcmp(key, "task_id") == 0 || strcmp(key, "email_message_id") == 0)
+			continue;
+		json_t *shared = json_object_get(t->interned, json_string_value(v));
+		if (!shared) {
+			if (json_object_size(t->interned) < TRUTH_INTERN_MAX)
+				json_object_set(t->interned, json_string_value(v), v);
+		} else if (shared != v) {
+			json_object_set(obj, key, shared);
+		}
+	}
+}
+
 static void free_run(struct traffic *t)
 {
 	for (long i = 0; t->leads && i < t->prof.leads; i++) {
@@ -493,6 +522,7 @@ static void free_run(struct traffic *t)
 	}
 	free(t->leads);
 	t->leads = NULL;
+	json_object_clear(t->interned);
 	free(t->heap);
 	t->heap = NULL;
 	t->nheap = t->capheap = 0;
@@ -619,6 +649,7 @@ static void create_lead(struct traffic *t, long i)
 	json_object_set_new(ls->truth, "created_at", json_string(buf));
 	json_object_set_new(ls->truth, "created_ms", json_integer(ls->created_ms));
 	json_object_set_new(ls->truth, "owner_at_create", owner ? owner : json_null());
+	intern_truth(t, ls->truth);
 	/* Responses are due relative to the moment the lead really exists. */
 	int64_t now = sim_now_ms(sim);
 	size_t k;
@@ -795,8 +826,10 @@ static void respond(struct traffic *t, struct action a)
 			                            : json_string(user));
 			json_object_set_new(ls->truth, "ttfr_minutes",
 			                    json_real((double)(at - ls->created_ms) / 60000.0));
+			intern_truth(t, ls->truth);
 		}
 	}
+	intern_truth(t, entry);
 	pthread_mutex_unlock(&t->mu);
 	json_decref(truth);
 	json_decref(plan);
@@ -1029,6 +1062,7 @@ int traffic_module_init(struct sim *sim)
 {
 	struct traffic *t = xcalloc(1, sizeof(*t));
 	t->sim = sim;
+	t->interned = json_object();
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cond, NULL);
 	sim->traffic = t;
@@ -1052,6 +1086,7 @@ void traffic_module_fini(struct sim *sim)
 		return;
 	join_runner(t);
 	free_run(t);
+	json_decref(t->interned);
 	pthread_mutex_destroy(&t->mu);
 	pthread_cond_destroy(&t->cond);
 	free(t);
