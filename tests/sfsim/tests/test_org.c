@@ -357,10 +357,51 @@ static void schema_and_describe(void **state)
 	assert_int_equal(sim_parse_datetime("2026-11-21", &ms), -1);
 }
 
+/* Records share repeating values (interned) yet stay independent: writing
+ * one never shows in another; the org dump text is the org, with orgId. */
+static void shared_values_stay_independent(void **state)
+{
+	struct fixture *f = *state;
+	char a[SIM_ID_BUF], b[SIM_ID_BUF];
+	struct sim_error err;
+	assert_non_null(create_lead(
+	        &f->sim, "{\"LastName\":\"A\",\"Company\":\"C\",\"Industry\":\"Banking\"}", a,
+	        &err));
+	assert_non_null(create_lead(
+	        &f->sim, "{\"LastName\":\"B\",\"Company\":\"C\",\"Industry\":\"Banking\"}", b,
+	        &err));
+	json_t *fields =
+	        json_pack("{s:s,s:s}", "Industry", "Energy", "Status", "Working - Contacted");
+	assert_int_equal(org_update(&f->sim, "Lead", a, fields, "", NULL, &err), 0);
+	json_decref(fields);
+	json_t *ra = org_get(&f->sim, "Lead", a, &err), *rb = org_get(&f->sim, "Lead", b, &err);
+	assert_string_equal(json_string_value(json_object_get(ra, "Industry")), "Energy");
+	assert_string_equal(json_string_value(json_object_get(ra, "Status")),
+	                    "Working - Contacted");
+	assert_string_equal(json_string_value(json_object_get(rb, "Industry")), "Banking");
+	assert_string_equal(json_string_value(json_object_get(rb, "Status")),
+	                    "Open - Not Contacted");
+	json_decref(ra);
+	json_decref(rb);
+
+	size_t len;
+	char *text = org_dump_text(&f->sim, &len);
+	json_t *dump = json_loadb(text, len, 0, NULL), *want = org_dump(&f->sim);
+	free(text);
+	assert_non_null(dump);
+	assert_string_equal(json_string_value(json_object_get(dump, "orgId")), f->sim.org_id);
+	json_object_del(dump, "orgId");
+	assert_true(json_equal(dump, want));
+	assert_int_equal(json_array_size(json_object_get(dump, "Lead")), 2);
+	json_decref(dump);
+	json_decref(want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(ids_have_prefix_and_checksum, setup, teardown),
+	        cmocka_unit_test_setup_teardown(shared_values_stay_independent, setup, teardown),
 	        cmocka_unit_test_setup_teardown(same_seed_same_ids, setup, teardown),
 	        cmocka_unit_test_setup_teardown(validation_error_codes, setup, teardown),
 	        cmocka_unit_test_setup_teardown(system_and_derived_fields, setup, teardown),
