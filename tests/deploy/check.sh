@@ -226,6 +226,21 @@ check_objects() {
 	c2=$(H template rel "$work/chart2/salesforce-kpis" | grep -m1 'checksum/policies' | awk '{print $2}')
 	if [ -n "$c1" ] && [ -n "$c2" ] && [ "$c1" != "$c2" ]; then echo "ok policy change changes checksum/policies"; else
 		echo "FAIL checksum/policies did not change ($c1 -> $c2)"; rc=1; fi
+	# NOTES.txt: helm renders it only on install (needs a cluster); in the copy it becomes a named
+	# template shown through a ConfigMap
+	local t=$work/chart2/salesforce-kpis/templates
+	{ echo '{{- define "sfk.notesCheck" -}}'; cat "$chart/templates/NOTES.txt"; echo '{{- end -}}'; } > "$t/_notes-check.tpl"
+	printf '%s\n' 'apiVersion: v1' 'kind: ConfigMap' 'metadata: {name: notes-check}' 'data:' '  notes: |-' \
+		'    {{- include "sfk.notesCheck" . | nindent 4 }}' > "$t/notes-check.yaml"
+	H template rel "$work/chart2/salesforce-kpis" --show-only templates/notes-check.yaml > "$work/notes-default.txt" || rc=1
+	H template rel "$work/chart2/salesforce-kpis" -f "$chart/values-production.yaml" \
+		--show-only templates/notes-check.yaml > "$work/notes-production.txt" || rc=1
+	sed -i 's/^    //' "$work/notes-default.txt" "$work/notes-production.txt"
+	assert "NOTES: how to run sfk doctor in a pod" 2 \
+		"$(cat "$work"/notes-*.txt | grep -c 'exec deploy/rel-salesforce-kpis-bridge -c sfk-bridge -- sfk doctor')" || rc=1
+	assert "NOTES: default values warn about the 5 empty required settings" 5 \
+		"$(sed -n '/^WARNING/,/^$/p' "$work/notes-default.txt" | grep -c '^  - ')" || rc=1
+	assert "NOTES: production values warn about nothing" 0 "$(grep -c '^WARNING' "$work/notes-production.txt")" || rc=1
 	return $rc
 }
 check_validate() {
