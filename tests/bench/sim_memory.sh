@@ -30,8 +30,10 @@ done
 echo "created:   $(rss) ($((SECONDS - start)) s)"
 st=$(sim "$SF_SIM_URL/sim/traffic/status")
 now_ms=$(sim "$SF_SIM_URL/sim/clock" | jq -r .now_ms)
+# Past the last planned response (older sims without last_due_ms: one hour).
+last_due=$(jq -r '.last_due_ms // empty' <<<"$st")
 sim -X POST -H 'Content-Type: application/json' \
-	-d "{\"advance_ms\":$(($(jq -r .last_due_ms <<<"$st") - now_ms + 1000))}" \
+	-d "{\"advance_ms\":$([ -n "$last_due" ] && echo $((last_due - now_ms + 1000)) || echo 3600000)}" \
 	"$SF_SIM_URL/sim/clock" >/dev/null
 until [ "$(sim "$SF_SIM_URL/sim/traffic/status" | jq -r .done)" = true ]; do
 	[ $SECONDS -lt $deadline ] || { echo "sim_memory: responses not done in 600 s" >&2; exit 1; }
