@@ -1,6 +1,7 @@
 #include "jschema.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,16 +130,63 @@ static json_t *resolve_ref(json_t *root, const char *ref)
 	return cur;
 }
 
+/*
+ * Compiled patterns are cached process-wide, keyed by their text: the same
+ * few schema patterns run for every record the loader and workers validate,
+ * and compiling a POSIX regex costs far more than matching it. The cache is
+ * bounded; past JSCHEMA_RE_CACHE patterns we compile per call (still correct).
+ */
+#define JSCHEMA_RE_CACHE 256
+static struct {
+	char *pattern;
+	regex_t re;
+	int ok;
+} re_cache[JSCHEMA_RE_CACHE];
+static size_t re_cached;
+static pthread_mutex_t re_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static int regex_match(const char *pattern, const char *s, int *bad)
 {
-	regex_t re;
+	regex_t tmp;
+	const regex_t *re = NULL;
+	int ok;
+
 	*bad = 0;
-	if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0) {
+	pthread_mutex_lock(&re_mu);
+	for (size_t i = 0; i < re_cached; i++)
+		if (strcmp(re_cache[i].pattern, pattern) == 0) {
+			if (!re_cache[i].ok) {
+				pthread_mutex_unlock(&re_mu);
+				*bad = 1;
+				return 0;
+			}
+			re = &re_cache[i].re;
+			break;
+		}
+	if (!re && re_cached < JSCHEMA_RE_CACHE) {
+		size_t i = re_cached++;
+		re_cache[i].pattern = xstrdup(pattern);
+		re_cache[i].ok = regcomp(&re_cache[i].re, pattern, REG_EXTENDED | REG_NOSUB) == 0;
+		if (!re_cache[i].ok) {
+			pthread_mutex_unlock(&re_mu);
+			*bad = 1;
+			return 0;
+		}
+		re = &re_cache[i].re;
+	}
+	if (re) {
+		/* regexec on a compiled pattern is thread-safe (POSIX); cached
+		 * entries are never freed or changed once published. */
+		pthread_mutex_unlock(&re_mu);
+		return regexec(re, s, 0, NULL, 0) == 0;
+	}
+	pthread_mutex_unlock(&re_mu);
+	if (regcomp(&tmp, pattern, REG_EXTENDED | REG_NOSUB) != 0) {
 		*bad = 1;
 		return 0;
 	}
-	int ok = regexec(&re, s, 0, NULL, 0) == 0;
-	regfree(&re);
+	ok = regexec(&tmp, s, 0, NULL, 0) == 0;
+	regfree(&tmp);
 	return ok;
 }
 
