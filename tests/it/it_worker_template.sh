@@ -226,4 +226,13 @@ n=$(consume "${P}flywheel" | cut -f2 | jq -c 'select(.workload_id == "outreach.t
 	wc -l)
 [ "$n" -eq $((N + 1)) ] || fail "flywheel suggestion records: $n, want $((N + 1))"
 pass "flywheel: $n suggestion records"
+# Graceful stop: every process exits 0 on SIGTERM, no sanitizer report.
+for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${PIDS[@]}"; do
+	wait "$p" || fail "a process exited with status $? after SIGTERM"
+done
+PIDS=()
+! grep -l 'ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer' "$WORK"/*.log ||
+	fail "sanitizer report in the logs"
+pass "SIGTERM: bridge and workers exit 0"
 echo "$NAME: all cases passed"

@@ -267,4 +267,13 @@ grep -h '^sfk_first_response_latency_seconds_count{' "$WORK"/w?.metrics |
 	grep -v 'region="UNKNOWN"' | grep -q 'segment="\(SMB\|MM\|ENT\)"' ||
 	fail "no TTFR series labelled with a routing segment and region"
 pass "sfk_first_response_latency_seconds observed $observed times, by segment and region"
+# Graceful stop: every process exits 0 on SIGTERM, no sanitizer report.
+for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${PIDS[@]}"; do
+	wait "$p" || fail "a process exited with status $? after SIGTERM"
+done
+PIDS=()
+! grep -l 'ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer' "$WORK"/*.log ||
+	fail "sanitizer report in the logs"
+pass "SIGTERM: bridge and workers exit 0"
 echo "$NAME: all cases passed"
