@@ -169,6 +169,9 @@ check_objects() {
 	assert "default: NetworkPolicy" 1 "$(kinds default NetworkPolicy)" || rc=1
 	assert "default: dashboard ConfigMaps labelled grafana_dashboard=1" \
 		"$(ls "$chart"/dashboards/*.json | wc -l)" "$(grep -c '^    grafana_dashboard: "1"$' "$work/default.yaml")" || rc=1
+	assert "bridge: readiness on /healthz (a standby answers 503 on /readyz), workers/loader on /readyz" \
+		"/healthz /readyz /readyz /readyz /readyz" \
+		"$(docs default Deployment | awk '/readinessProbe:/{r=1} r&&/path:/{print $2; r=0}' | tr '\n' ' ' | sed 's/ $//')" || rc=1
 	assert "bridge: 2 replicas" 2 "$(docs default Deployment | awk '/^  name: rel-salesforce-kpis-bridge$/{f=1} f&&/^  replicas:/{print $2; exit}')" || rc=1
 	# hooks
 	assert "topics Job is a pre-install,pre-upgrade hook running sfk topics create" 1 \

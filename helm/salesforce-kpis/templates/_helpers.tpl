@@ -183,7 +183,10 @@ securityContext:
 {{- end -}}
 {{- end -}}
 
+{{/* dict ctx readinessPath */}}
 {{- define "sfk.probes" -}}
+{{- $readinessPath := .readinessPath -}}
+{{- with .ctx -}}
 {{- if .Values.livenessProbe.enabled }}
 livenessProbe:
   httpGet:
@@ -194,7 +197,7 @@ livenessProbe:
 {{- if .Values.readinessProbe.enabled }}
 readinessProbe:
   httpGet:
-    path: /readyz
+    path: {{ $readinessPath }}
     port: admin
   {{- toYaml (omit .Values.readinessProbe "enabled") | nindent 2 }}
 {{- end }}
@@ -205,6 +208,7 @@ startupProbe:
     port: admin
   {{- toYaml (omit .Values.startupProbe "enabled") | nindent 2 }}
 {{- end }}
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -291,7 +295,7 @@ readable by group/others and Kubernetes adds group-read to Secret files when fsG
 {{/*
 Pod template of one sfk process.
 dict: ctx, component, container, command (list), env (list, extra), resources, volumes (list),
-volumeMounts (list), ports (list, extra), podLabels (map)
+volumeMounts (list), ports (list, extra), podLabels (map), readinessPath (default /readyz)
 */}}
 {{- define "sfk.podTemplate" -}}
 {{- $ctx := .ctx -}}
@@ -368,7 +372,7 @@ spec:
         {{- with .ports }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
-      {{- include "sfk.probes" $ctx | nindent 6 }}
+      {{- include "sfk.probes" (dict "ctx" $ctx "readinessPath" (.readinessPath | default "/readyz")) | nindent 6 }}
       resources:
         {{- toYaml .resources | nindent 8 }}
       volumeMounts:
