@@ -18,7 +18,7 @@ RUN apt-get update -qq \
 WORKDIR /src
 COPY . .
 # Release build of the four product binaries only (tests and the emulator are not built).
-RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSFK_WERROR=ON \
+RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \
  && ninja -C /build sfk-bridge sfk-worker sfk-loader sfk \
  && mkdir -p /out/bin /out/share/sfk \
  && install -m 0755 /build/bin/sfk-bridge /build/bin/sfk-worker /build/bin/sfk-loader /build/bin/sfk /out/bin/ \

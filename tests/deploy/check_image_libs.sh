@@ -35,6 +35,14 @@ listed=$(sed -n 's/^ARG SFK_RUNTIME_PACKAGES="\(.*\)"$/\1/p' "$dockerfile")
 [ -n "$listed" ] || { echo "FAIL no ARG SFK_RUNTIME_PACKAGES=\"...\" in $dockerfile"; exit 1; }
 grep -q '^FROM debian:${DEBIAN_RELEASE}-slim AS runtime' "$dockerfile" ||
 	{ echo "FAIL the runtime stage is not debian:<release>-slim"; exit 1; }
+# every product binary is built and installed; the image runs as a non-root user
+for b in "${binaries[@]}"; do
+	grep -qE "^ && ninja -C /build( [a-z-]+)* $b( |$)" "$dockerfile" &&
+		grep -qE "^ && install -m 0755 .*/build/bin/$b( |$)" "$dockerfile" ||
+		{ echo "FAIL the Dockerfile does not build and install $b"; exit 1; }
+done
+user=$(awk '/^FROM /{u=""} /^USER /{u=$2} END{print u}' "$dockerfile")
+case ${user%%:*} in "" | 0 | root) echo "FAIL the runtime stage runs as root (USER '$user')"; exit 1 ;; esac
 release=$(sed -n 's/^ARG DEBIAN_RELEASE=//p' "$dockerfile")
 here_release=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 [ "$release" = "$here_release" ] ||
@@ -88,7 +96,7 @@ while [ ${#queue[@]} -gt 0 ]; do
 done
 
 rc=0
-echo "image libs: binaries ${found[*]}; runtime packages: $listed"
+echo "image libs: binaries ${found[*]}; runtime packages: $listed; USER $user"
 for pkg in $(printf '%s\n' "${!need[@]}" | sort); do
 	if [[ " $listed " == *" $pkg "* ]]; then
 		echo "  listed   $pkg:${need[$pkg]}"
