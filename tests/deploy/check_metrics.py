@@ -7,8 +7,8 @@ Evidence, strongest first:
               string in a built binary of $bin_dir (sfk-bridge, sfk-worker, sfk-loader, sfk)
   source      registered in the C sources, but no built binary carries it (binary not built yet)
   pending     only named in DESIGN.md section 7 or tests/deploy/metrics-requested.txt (a metric
-              the design promises that no binary registers yet): a warning, a failure with
-              --strict-pending (check.sh: SFK_DEPLOY_STRICT_METRICS=1)
+              the design promises that no binary registers yet): a failure with --strict-pending
+              (check.sh's default; SFK_DEPLOY_LENIENT_METRICS=1 makes it a warning)
 Anything else fails. Histogram series (_bucket/_count/_sum) need a histogram base name.
 Non-sfk_ names (kube_*, up) come from other exporters and are listed, not checked.
 """
