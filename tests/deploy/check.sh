@@ -410,12 +410,13 @@ check_metrics() {
 	ensure_binaries || return 1
 	scrape_binaries || return 1
 	[ -s "$work/rules.yaml" ] || die "no extracted rules (the promtool step failed)"
-	local scrapes=() f
+	local scrapes=() f strict=(--strict-pending)
 	for f in "$work"/*.metrics; do scrapes+=(--scrape "$f"); done
+	[ -z "${SFK_DEPLOY_LENIENT_METRICS:-}" ] || strict=()
 	python3 "$here/check_metrics.py" --dashboards "$chart"/dashboards/*.json --rules "$work/rules.yaml" \
 		"${scrapes[@]}" --bin-dir "$bin_dir" --source "$src" \
 		${design:+--design "$design"} --requested "$here/metrics-requested.txt" \
-		${SFK_DEPLOY_LENIENT_METRICS:---strict-pending}
+		"${strict[@]}"
 }
 check_image() {
 	"$here/check_image_libs.sh" "$bin_dir" || return 1
