@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "flywheel.h"
+#include "llm.h"
 #include "log.h"
 #include "metrics.h"
 #include "rkeys.h"
@@ -57,7 +58,10 @@ struct tpl_state {
 	size_t nsends;
 	struct metric *suggested; /* sfk_template_suggestions_total{template,outcome} */
 	struct metric *replies;   /* sfk_template_replies_total{template} */
+	struct llm *llm;          /* optional (SFK_LLM_URL) */
 };
+
+#define TPL_LLM_BATCH_BUDGET_MS 10000 /* then the rules decide the rest of the batch */
 
 /* ---- policy --------------------------------------------------------------------- */
 
@@ -383,9 +387,47 @@ char *tpl_render(const char *text, json_t *vars, json_t *missing)
 	return out;
 }
 
-void tpl_suggest(const struct tpl_policy *p, json_t *facts, struct tpl_result *r)
+/* Fill r for template t with the evidence-based confidence conf (before the
+ * missing-variable penalty). */
+static void fill_result(const struct tpl_policy *p, const struct tpl_template *t, double score,
+                        double conf, json_t *facts, struct tpl_result *r)
 {
 	memset(r, 0, sizeof(*r));
+	r->t = t;
+	r->score = score;
+	r->variables = json_object();
+	r->missing = json_array();
+	for (size_t k = 0; k < t->nrequired; k++) {
+		char buf[4096];
+		if (!var_text(facts, t->required[k], buf, sizeof(buf))) {
+			add_missing(r->missing, t->required[k]);
+			conf *= 1 - p->penalty;
+		}
+	}
+	r->subject = tpl_render(t->subject, facts, r->missing);
+	r->body = tpl_render(t->body, facts, r->missing);
+	/* every variable the template used, with its value */
+	const char *texts[2] = {t->subject, t->body};
+	for (int i = 0; i < 2; i++)
+		for (const char *q = texts[i]; (q = strstr(q, "{{")) != NULL;) {
+			const char *e = strstr(q + 2, "}}");
+			char name[TPL_VAR_MAX], buf[4096];
+			if (!e)
+				break;
+			size_t n = (size_t)(e - q - 2);
+			if (n < sizeof(name)) {
+				memcpy(name, q + 2, n);
+				name[n] = '\0';
+				if (var_text(facts, name, buf, sizeof(buf)))
+					json_object_set_new(r->variables, name, json_string(buf));
+			}
+			q = e + 2;
+		}
+	r->confidence = round(conf * 10000.0) / 10000.0;
+}
+
+void tpl_suggest(const struct tpl_policy *p, json_t *facts, struct tpl_result *r)
+{
 	double best = 0, second = 0;
 	const struct tpl_template *bt = NULL;
 	for (size_t i = 0; i < p->n; i++) {
@@ -406,37 +448,65 @@ void tpl_suggest(const struct tpl_policy *p, json_t *facts, struct tpl_result *r
 		double evidence = best / p->saturation;
 		conf = (best / (best + second)) * (evidence < 1 ? evidence : 1);
 	}
-	r->t = bt;
-	r->score = best;
-	r->variables = json_object();
-	r->missing = json_array();
-	for (size_t k = 0; k < bt->nrequired; k++) {
-		char buf[4096];
-		if (!var_text(facts, bt->required[k], buf, sizeof(buf))) {
-			add_missing(r->missing, bt->required[k]);
-			conf *= 1 - p->penalty;
-		}
+	fill_result(p, bt, best, conf, facts, r);
+}
+
+int tpl_choose(const struct tpl_policy *p, struct llm *l, const char *system, json_t *facts,
+               struct tpl_result *r, char *model_out, size_t model_len, char *errstr, size_t errlen)
+{
+	json_t *cand = json_array(), *user = NULL, *ans = NULL;
+	char *utext = NULL, *content = NULL;
+	const struct tpl_template *pick = NULL;
+	int decided = 0;
+
+	tpl_suggest(p, facts, r);
+	errstr[0] = '\0';
+	if (!l)
+		goto out;
+	for (size_t i = 0; i < p->n; i++)
+		json_array_append_new(cand,
+		                      json_pack("{s:s,s:s,s:s}", "template_id", p->t[i].id,
+		                                "intent", p->t[i].intent, "name", p->t[i].name));
+	user = json_pack("{s:O,s:{s:s,s:s,s:f},s:O}", "lead", facts, "rule_decision", "template_id",
+	                 r->t->id, "intent", r->t->intent, "confidence", r->confidence,
+	                 "candidates", cand);
+	utext = user ? json_dumps(user, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10))
+	             : NULL;
+	if (!utext) {
+		snprintf(errstr, errlen, "cannot encode the prompt");
+		goto out;
 	}
-	r->subject = tpl_render(bt->subject, facts, r->missing);
-	r->body = tpl_render(bt->body, facts, r->missing);
-	/* every variable the template used, with its value */
-	const char *texts[2] = {bt->subject, bt->body};
-	for (int t = 0; t < 2; t++)
-		for (const char *q = texts[t]; (q = strstr(q, "{{")) != NULL;) {
-			const char *e = strstr(q + 2, "}}");
-			char name[TPL_VAR_MAX], buf[4096];
-			if (!e)
-				break;
-			size_t n = (size_t)(e - q - 2);
-			if (n < sizeof(name)) {
-				memcpy(name, q + 2, n);
-				name[n] = '\0';
-				if (var_text(facts, name, buf, sizeof(buf)))
-					json_object_set_new(r->variables, name, json_string(buf));
-			}
-			q = e + 2;
-		}
-	r->confidence = round(conf * 10000.0) / 10000.0;
+	if (llm_chat(l, system, utext, &content, model_out, model_len, errstr, errlen) != SFK_OK)
+		goto out;
+	ans = json_loads(content, 0, NULL);
+	const char *tid = json_string_value(json_object_get(ans, "template_id"));
+	for (size_t i = 0; tid && i < p->n; i++)
+		if (strcmp(p->t[i].id, tid) == 0)
+			pick = &p->t[i];
+	if (!pick) {
+		snprintf(errstr, errlen, "llm: template_id %s",
+		         tid ? "is not a policy template" : "missing");
+		goto out;
+	}
+	json_t *c = json_object_get(ans, "confidence");
+	double conf = json_is_number(c) ? json_number_value(c) : -1;
+	if (conf < 0 || conf > 1) /* none given: the rules' own measure */
+		conf = pick == r->t ? -1 : 0;
+	double score = tpl_score(pick, facts);
+	if (conf < 0) {
+		decided = 1; /* the LLM confirmed the rule suggestion */
+		goto out;
+	}
+	tpl_result_clear(r);
+	fill_result(p, pick, score, conf, facts, r);
+	decided = 1;
+out:
+	json_decref(ans);
+	json_decref(user);
+	json_decref(cand);
+	free(utext);
+	free(content);
+	return decided;
 }
 
 void tpl_result_clear(struct tpl_result *r)
@@ -584,6 +654,7 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 	json_t *lead_q = json_object(), *leads = json_object();
 	char(*reply_to)[19] = xcalloc(n ? n : 1, sizeof(*reply_to));
 
+	int64_t llm_deadline = ctx->now_ms ? ctx->now_ms() + TPL_LLM_BATCH_BUDGET_MS : 0;
 	clear_sends(st);
 	st->sends = xcalloc(n ? n : 1, sizeof(*st->sends));
 	st->nsends = n;
@@ -618,7 +689,14 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 		}
 		json_t *facts = tpl_lead_facts(st->policy, ev[i].fields);
 		struct tpl_result r;
-		tpl_suggest(st->policy, facts, &r);
+		char llm_model_name[WL_MODEL_MAX] = "", llm_err[TPL_ERR_MAX] = "";
+		struct llm *l =
+		        st->llm && ctx->now_ms && ctx->now_ms() < llm_deadline ? st->llm : NULL;
+		int by_llm = tpl_choose(st->policy, l, template_ops.system_prompt, facts, &r,
+		                        llm_model_name, sizeof(llm_model_name), llm_err,
+		                        sizeof(llm_err));
+		if (l && !by_llm)
+			log_warn("template: the rules decide lead=%s reason=%s", id, llm_err);
 		json_t *w =
 		        json_pack("{s:{s:s},s:s,s:s,s:s,s:f}", "attributes", "type", "Lead", "id",
 		                  id, "Template_Recommended__c", r.t->id, "Template_Intent__c",
@@ -645,7 +723,12 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 		                            r.missing, "auto_send", r.t->auto_send, "send", send);
 		snprintf(out[i].outcome, sizeof(out[i].outcome), "%s",
 		         r.t == st->policy->fallback ? "fallback" : "suggested");
-		snprintf(out[i].model, sizeof(out[i].model), "%s", st->model);
+		json_object_set_new(out[i].decision, "decided_by",
+		                    json_string(by_llm ? "llm" : "rules"));
+		if (l && !by_llm)
+			json_object_set_new(out[i].decision, "llm_error", json_string(llm_err));
+		snprintf(out[i].model, sizeof(out[i].model), "%s",
+		         by_llm && llm_model_name[0] ? llm_model_name : st->model);
 		snprintf(out[i].policy_version, sizeof(out[i].policy_version), "%s",
 		         st->policy->version);
 		snprintf(out[i].lead_id, sizeof(out[i].lead_id), "%s", id);
@@ -860,6 +943,7 @@ static void tpl_fini(struct wl_ctx *ctx)
 	if (!st)
 		return;
 	clear_sends(st);
+	llm_free(&st->llm);
 	tpl_policy_free(st->policy);
 	free(st);
 	ctx->state = NULL;
@@ -892,6 +976,7 @@ static int tpl_init(struct wl_ctx *ctx)
 	                                "template,outcome");
 	st->replies = metrics_counter("sfk_template_replies_total",
 	                              "Inbound replies on Leads that got a suggestion", "template");
+	st->llm = ctx->cfg ? llm_from_config(ctx->cfg) : NULL;
 	ctx->state = st;
 	log_info("template policy loaded version=%s templates=%zu bar=%.2f", p->version, p->n,
 	         p->bar);
@@ -920,8 +1005,9 @@ const struct workload_ops template_ops = {
         .after_write = tpl_after_write,
         .fini = tpl_fini,
         .check_config = tpl_check_config,
-        .system_prompt = "You choose the outreach email template for a new sales Lead. Given "
-                         "the Lead's description, product interest, industry and source, answer "
-                         "with the template id, the intent, your confidence and the variables "
-                         "used.",
+        .system_prompt = "You choose the outreach email template for a new sales Lead. The user "
+                         "message holds the Lead's facts (description, product interest, "
+                         "industry, source), the rule-based suggestion and the candidate "
+                         "templates. Answer with JSON only: {\"template_id\": one of the "
+                         "candidates, \"confidence\": a number from 0 to 1}.",
 };

@@ -86,6 +86,20 @@ void tpl_result_clear(struct tpl_result *r);
  */
 char *tpl_render(const char *text, json_t *vars, json_t *missing);
 
+struct llm;
+/*
+ * The rule suggestion (tpl_suggest); then, when l is not NULL, the LLM is
+ * asked (system prompt, user message = the lead's facts, the rule decision
+ * and the candidate templates) to validate/refine it. An answer
+ * {"template_id": <a template of the policy>, "confidence": 0..1 (optional)}
+ * wins: *r is refilled for that template (variables, missing-variable
+ * penalty). On ANY error or an unknown id the rules stand and errstr says
+ * why. Returns 1 when the LLM decided (model_out = its model), else 0.
+ */
+int tpl_choose(const struct tpl_policy *p, struct llm *l, const char *system, json_t *facts,
+               struct tpl_result *r, char *model_out, size_t model_len, char *errstr,
+               size_t errlen);
+
 /* Trigger score of template t over facts (pure). */
 double tpl_score(const struct tpl_template *t, json_t *facts);
 

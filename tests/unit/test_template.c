@@ -15,6 +15,42 @@
 
 #include "../../workers/template.c"
 
+/* A scripted LLM (workers/llm.c is tested with the route workload): answers
+ * g_llm_answer, or fails with g_llm_error. */
+static const char *g_llm_answer, *g_llm_error;
+static char g_llm_prompt[8192];
+struct llm {
+	int unused;
+};
+struct llm *llm_from_config(const struct config *cfg)
+{
+	(void)cfg;
+	return NULL;
+}
+void llm_free(struct llm **l)
+{
+	(void)l;
+}
+const char *llm_model(const struct llm *l)
+{
+	(void)l;
+	return "fake-model";
+}
+enum sfk_err llm_chat(struct llm *l, const char *system, const char *user, char **content,
+                      char *model_out, size_t model_len, char *errstr, size_t errlen)
+{
+	(void)l;
+	(void)system;
+	snprintf(g_llm_prompt, sizeof g_llm_prompt, "%s", user);
+	if (g_llm_error) {
+		snprintf(errstr, errlen, "%s", g_llm_error);
+		return SFK_ERR_TIMEOUT;
+	}
+	*content = xstrdup(g_llm_answer);
+	snprintf(model_out, model_len, "fake-model");
+	return SFK_OK;
+}
+
 static const char *src_dir(void)
 {
 	const char *d = getenv("SFK_SOURCE_DIR");
@@ -265,6 +301,64 @@ static void product_interest_field(void **state)
 	tpl_policy_free(p);
 }
 
+static void llm_refines_or_rules_stand(void **state)
+{
+	(void)state;
+	struct tpl_policy *p = shipped();
+	struct llm fake = {0};
+	struct tpl_result r;
+	char model[64], err[256];
+	json_t *f =
+	        lead("Can you send pricing for 40 seats? We are comparing vendors.", NULL, NULL);
+	json_t *facts = tpl_lead_facts(p, f);
+
+	/* the LLM picks another template with its confidence: it wins */
+	g_llm_error = NULL;
+	g_llm_answer = "{\"template_id\":\"demo_invite\",\"confidence\":0.9}";
+	assert_int_equal(
+	        tpl_choose(p, &fake, "sys", facts, &r, model, sizeof model, err, sizeof err), 1);
+	assert_string_equal(r.t->id, "demo_invite");
+	assert_true(r.confidence == 0.9);
+	assert_string_equal(model, "fake-model");
+	assert_string_equal(r.subject, "Your Analytical Engines Ltd demo");
+	/* the prompt holds the lead's facts, the rule decision and the candidates */
+	assert_non_null(strstr(g_llm_prompt, "comparing vendors"));
+	assert_non_null(strstr(g_llm_prompt,
+	                       "\"rule_decision\":{\"confidence\":1.0,\"intent\":\"pricing\""));
+	assert_non_null(strstr(g_llm_prompt, "\"template_id\":\"partner_program\""));
+	tpl_result_clear(&r);
+
+	/* an id that is not in the policy, garbage, or an error: the rules stand */
+	const char *bad[] = {"{\"template_id\":\"free_money\"}", "not json", NULL};
+	for (int i = 0; i < 3; i++) {
+		g_llm_answer = bad[i];
+		g_llm_error = bad[i] ? NULL : "timeout after 2000 ms";
+		assert_int_equal(tpl_choose(p, &fake, "sys", facts, &r, model, sizeof model, err,
+		                            sizeof err),
+		                 0);
+		assert_string_equal(r.t->id, "pricing_quote");
+		assert_true(r.confidence == 1.0);
+		assert_true(err[0] != '\0');
+		tpl_result_clear(&r);
+	}
+	/* confirming without a confidence keeps the rule's */
+	g_llm_error = NULL;
+	g_llm_answer = "{\"template_id\":\"pricing_quote\"}";
+	assert_int_equal(
+	        tpl_choose(p, &fake, "sys", facts, &r, model, sizeof model, err, sizeof err), 1);
+	assert_string_equal(r.t->id, "pricing_quote");
+	assert_true(r.confidence == 1.0);
+	tpl_result_clear(&r);
+	/* no LLM configured */
+	assert_int_equal(
+	        tpl_choose(p, NULL, "sys", facts, &r, model, sizeof model, err, sizeof err), 0);
+	assert_string_equal(r.t->id, "pricing_quote");
+	tpl_result_clear(&r);
+	json_decref(facts);
+	json_decref(f);
+	tpl_policy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +368,7 @@ int main(void)
 	        cmocka_unit_test(variables_filled_and_missing),
 	        cmocka_unit_test(render),
 	        cmocka_unit_test(product_interest_field),
+	        cmocka_unit_test(llm_refines_or_rules_stand),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
