@@ -266,6 +266,30 @@ check_validate() {
 		env KUBECONFIG=/dev/null "$kv" --version "$KV_K8S" --local-crds "$here/crds" "$work/bad/so.yaml" || rc=1
 	return $rc
 }
+# Vendored CRDs: byte-identical to the files in their Go modules (provenance).
+crd_sources=(
+	"keda.sh_scaledobjects.yaml github.com/kedacore/keda/v2@v2.16.1 config/crd/bases/keda.sh_scaledobjects.yaml"
+	"monitoring.coreos.com_servicemonitors.yaml github.com/prometheus-operator/prometheus-operator@v0.85.0 example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+	"monitoring.coreos.com_prometheusrules.yaml github.com/prometheus-operator/prometheus-operator@v0.85.0 example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"
+)
+check_crds() {
+	local rc=0 line file mod path dir
+	for line in "${crd_sources[@]}"; do
+		read -r file mod path <<<"$line"
+		[ -f "$here/crds/$file" ] || { echo "FAIL missing tests/deploy/crds/$file"; rc=1; continue; }
+		dir=$(go env GOMODCACHE)/$(sed 's/[A-Z]/!\L&/g' <<<"${mod%@*}")@${mod#*@}
+		if [ ! -d "$dir" ] && [ -n "${SFK_DEPLOY_VERIFY_CRDS:-}" ]; then
+			dir=$(go mod download -json "$mod" | jq -r .Dir) || { echo "FAIL go mod download $mod"; rc=1; continue; }
+		fi
+		if [ -d "$dir" ]; then
+			cmp -s "$here/crds/$file" "$dir/$path" && echo "ok $file = $mod/$path" ||
+				{ echo "FAIL $file differs from $mod/$path"; rc=1; }
+		else
+			echo "skip $file: $mod not in the module cache (SFK_DEPLOY_VERIFY_CRDS=1 downloads it)"
+		fi
+	done
+	return $rc
+}
 check_rules() {
 	docs production PrometheusRule > "$work/prometheusrule.yaml"
 	[ -s "$work/prometheusrule.yaml" ] || die "no PrometheusRule in the production render"
@@ -441,6 +465,7 @@ step "helm lint --strict" check_lint
 step "values.schema.json rejects typos and wrong types" check_schema
 step "helm template" check_render
 step "rendered objects" check_objects
+step "vendored CRDs match their Go modules" check_crds
 step "kubectl-validate --version $KV_K8S" check_validate
 step "promtool check/test rules" check_rules
 step "dashboards" check_dashboards
