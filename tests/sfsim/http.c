@@ -492,13 +492,17 @@ int http_start(struct sim *sim, const char *listen, const char *cert_pem, const 
 	        {MHD_OPTION_HTTPS_MEM_KEY, 0, h->key},
 	        {MHD_OPTION_END, 0, NULL},
 	};
-	h->daemon = MHD_start_daemon(
-	        flags, 0, NULL, NULL, on_request, sim, MHD_OPTION_SOCK_ADDR, &sin,
-	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, sim, MHD_OPTION_CONNECTION_TIMEOUT,
-	        (unsigned)300, MHD_OPTION_CONNECTION_LIMIT, (unsigned)2000,
-	        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_EXTERNAL_LOGGER,
-	        mhd_log, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_ARRAY,
-	        cert_pem ? tls_opts : &tls_opts[2], MHD_OPTION_END);
+	/* No MHD_OPTION_LISTENING_ADDRESS_REUSE: it sets SO_REUSEPORT, and two
+	 * sims that picked the same free port then both listen on it and the
+	 * kernel splits one test's connections between them. The default
+	 * (SO_REUSEADDR) still allows a restart on a port in TIME_WAIT. */
+	h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, sim, MHD_OPTION_SOCK_ADDR,
+	                             &sin, MHD_OPTION_NOTIFY_COMPLETED, on_completed, sim,
+	                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+	                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)2000,
+	                             MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
+	                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY,
+	                             cert_pem ? tls_opts : &tls_opts[2], MHD_OPTION_END);
 	if (!h->daemon) {
 		log_error("cannot start HTTP server listen=%s", listen);
 		return -1;

@@ -44,7 +44,7 @@ sim_answers() {
 
 stack_start_sim() {
 	local dir="$STATE_DIR/sim" bin="${SFK_BIN_DIR:?SFK_BIN_DIR not set}/sfk-sim"
-	local port url pid attempt
+	local port url pid attempt deadline up
 	[ -x "$bin" ] || stack_die "sfk-sim not built: $bin"
 	sim_gen_certs "$dir" || stack_die "sfk-sim: certificate generation failed"
 	for attempt in 1 2; do
@@ -55,9 +55,19 @@ stack_start_sim() {
 			${SIM_EXTRA_ARGS:-} >"$dir/stdout" 2>"$dir/sim.log" &
 		pid=$!
 		url="https://127.0.0.1:$port"
-		if stack_wait 15 sfk-sim sim_answers "$url" "$dir/ca.pem"; then
-			break
-		fi
+		# Ours must be the one answering: it printed its URL (it is
+		# listening) and is alive; one that lost the port exits, while
+		# whatever holds the port would answer too.
+		deadline=$((SECONDS + 15)) up=0
+		while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+			if grep -qx "SF_SIM_URL=$url" "$dir/stdout" 2>/dev/null &&
+				sim_answers "$url" "$dir/ca.pem"; then
+				up=1
+				break
+			fi
+			sleep 0.2
+		done
+		[ $up = 1 ] && break
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 		pid=
