@@ -267,6 +267,16 @@ grep -h '^sfk_first_response_latency_seconds_count{' "$WORK"/w?.metrics |
 	grep -v 'region="UNKNOWN"' | grep -q 'segment="\(SMB\|MM\|ENT\)"' ||
 	fail "no TTFR series labelled with a routing segment and region"
 pass "sfk_first_response_latency_seconds observed $observed times, by segment and region"
+# One flywheel record per decision: at least one "written" per answered lead,
+# each naming its lead in the request metadata.
+kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -C -t "${P}flywheel" -o beginning -e -q \
+	-X isolation.level=read_committed -f '%s\n' 2>/dev/null >"$WORK/flywheel.jsonl" || true
+written=$(jq -c 'select(.workload_id == "lead.first_touch_detect") |
+	select((.response.choices[0].message.content | fromjson | .outcome) == "written") |
+	select(.request.metadata.lead_id | test("^00Q"))' "$WORK/flywheel.jsonl" | wc -l)
+[ "$written" -ge "$answered" ] || fail "flywheel: $written \"written\" records, want >= $answered"
+pass "flywheel: $written detection records with outcome written"
+
 # Graceful stop: every process exits 0 on SIGTERM, no sanitizer report.
 for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${PIDS[@]}"; do
