@@ -200,17 +200,17 @@ pass "$answered/40 leads: First_Response_At__c, source, user, TTFR == truth ($ki
 
 # Our writes per Lead (API writes minus the generator's API create) are
 # between 1 and its number of response events (an email is two: the
-# EmailMessage and its own Task). Only an earlier response written
-# concurrently on another replica causes a second write of the same value.
+# EmailMessage and its own Task) plus one: a later response written on one
+# replica while another stored an earlier one is corrected by one more write.
 ctl GET /sim/stats | jq -c '.writes' >"$WORK/writes.json"
 bad=$(jq -r --slurpfile w "$WORK/writes.json" '.leads[]
 	| (.responses | map(select(.state == "done") |
 		if .kind == "email_message" then 2 else 1 end) | add // 0) as $n
 	| ((($w[0][.lead_id]) // 0) - (if .api then 1 else 0 end)) as $d
-	| select($d > $n or ($n > 0 and $d < 1))
+	| select($d > $n + 1 or ($n > 0 and $d < 1))
 	| "\(.lead_id): \($d) writes for \($n) responses"' "$WORK/truth.json")
 [ -z "$bad" ] || fail "writes per lead: $bad"
-pass "Salesforce writes per lead between 1 and its number of response events"
+pass "Salesforce writes per lead between 1 and its response events + 1"
 
 # Response before its Lead: clear one answered Lead, deliver its CREATE again.
 lead=$(awk -F'\t' '$2 != "-" {print $1; exit}' "$WORK/expected.tsv")
