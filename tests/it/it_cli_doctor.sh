@@ -58,7 +58,7 @@ pass "--json: the same checks for scripts"
 # Lead_Score__c does not exist in the org; Routing_Reason__c is text, not a number.
 OUT=$WORK/bad.out
 expect() { # expect REGEX-of-FAIL-line REGEX-of-fix-line what (in $OUT)
-	grep -A1 -E "^FAIL +$1" "$OUT" | tail -1 | grep -qE "^ +fix: .*$2" ||
+	grep -A1 -E "^FAIL +$1" "$OUT" | tail -1 | grep -E "^ +fix: .*$2" >/dev/null ||
 		fail "$3: no FAIL line /$1/ with fix /$2/"
 	pass "$3"
 }

@@ -24,7 +24,7 @@ done
 grep -q "env: KAFKA_BOOTSTRAP_SERVERS" "$WORK/h_topics" || fail "options without their variables"
 pass "help lists every command; each has --help with its environment variables"
 
-"$SFK" --version | grep -qE '^sfk [0-9]+\.[0-9]+\.[0-9]+$' || fail "--version"
+"$SFK" --version | grep -E '^sfk [0-9]+\.[0-9]+\.[0-9]+$' >/dev/null || fail "--version"
 pass "--version"
 
 rc=0

@@ -103,7 +103,7 @@ until [ "$(count flywheel)" -ge "$N" ]; do
 	sleep 0.3
 done
 # The DLQ records were produced before the last batch committed; wait for it.
-until kcat -C -b "$KAFKA_BOOTSTRAP_SERVERS" -t "$dlq" -e -q -f '%h\n' 2>/dev/null | grep -q 'sfk.sink=es'; do
+until kcat -C -b "$KAFKA_BOOTSTRAP_SERVERS" -t "$dlq" -e -q -f '%h\n' 2>/dev/null | grep 'sfk.sink=es' >/dev/null; do
 	[ $SECONDS -lt $deadline ] || fail "no ES-refused record in $dlq"
 	sleep 0.3
 done
@@ -127,7 +127,7 @@ grep -q 'sfk_loader_es_item_errors_total{type="es_rejected_execution_exception"}
 kcat -C -b "$KAFKA_BOOTSTRAP_SERVERS" -t "$dlq" -e -q -f '%k|%h\n' >"$work/dlq" 2>/dev/null || true
 grep -q "huge-0|.*sfk.error_type=document_parsing_exception\|huge-0|.*sfk.error_type=mapper_parsing_exception" "$work/dlq" ||
 	fail "ES-refused record not in the DLQ with its type: $(cat "$work/dlq")"
-grep "huge-0|" "$work/dlq" | grep -q 'failed to parse field \[timestamp\]' ||
+grep "huge-0|" "$work/dlq" | grep 'failed to parse field \[timestamp\]' >/dev/null ||
 	fail "ES-refused record's reason missing: $(grep "huge-0|" "$work/dlq")"
 grep -q "bad-0|.*sfk.error_reason=\$: unknown property 'extra_top_level'" "$work/dlq" ||
 	fail "schema-invalid record not in the DLQ with its reason"
@@ -153,7 +153,7 @@ for l in open(sys.argv[1]):
 print("\n".join(sorted(names)))' "$work/records" >"$work/want_indices"
 diff "$work/want_indices" "$work/indices" ||
 	fail "monthly indices differ"
-curl -fsS "$ES_URL/_index_template/flywheel-sfk" | grep -q '"epoch_second' || fail "template lacks epoch_second"
+curl -fsS "$ES_URL/_index_template/flywheel-sfk" | grep '"epoch_second' >/dev/null || fail "template lacks epoch_second"
 # epoch seconds are read as seconds: a range query in ISO time finds the first day
 d0=$(date -u -d "@$ts0" +%FT%TZ) d1=$(date -u -d "@$((ts0 + 86400))" +%FT%TZ)
 day1=$(curl -fsS -XPOST "$ES_URL/flywheel/_count" -H 'Content-Type: application/json' \

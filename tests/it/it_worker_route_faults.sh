@@ -148,7 +148,7 @@ pass "expired session -> new token, written once"
 # 4. Permanent error -> DLQ with the Salesforce code; the stream goes on.
 bad=$(lead Brazil 5000)
 deadline=$((SECONDS + 60))
-until topic dlq.lead.route | grep -q "^$bad	.*sfk.error_code=INVALID_CROSS_REFERENCE_KEY"; do
+until topic dlq.lead.route | grep "^$bad	.*sfk.error_code=INVALID_CROSS_REFERENCE_KEY" >/dev/null; do
 	[ $SECONDS -lt $deadline ] || fail "permanent: $bad not dead-lettered with its code"
 	sleep 0.3
 done

@@ -201,7 +201,7 @@ em=$(ctl POST /sim/records/EmailMessage '{"Subject":"Re: hello","TextBody":"Soun
 ctl POST /sim/records/EmailMessageRelation "{\"EmailMessageId\":\"$em\",\"RelationId\":\"$lead\",
 	\"RelationType\":\"FromAddress\"}" >/dev/null
 deadline=$((SECONDS + 30))
-until consume "${P}cdc.emailmessage" | grep -q "^$em	"; do
+until consume "${P}cdc.emailmessage" | grep "^$em	" >/dev/null; do
 	[ $SECONDS -lt $deadline ] || fail "inbound email $em not on ${P}cdc.emailmessage"
 	sleep 0.3
 done

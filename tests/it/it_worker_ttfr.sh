@@ -242,7 +242,7 @@ if [ -n "$quiet" ]; then
 	[ "$(ctl GET "/sim/records/Task/$task" | jq -r .WhoId)" = "$quiet" ] ||
 		fail "inbound email's Task is not on $quiet"
 	deadline=$((SECONDS + 30))
-	until records | grep -q "\"record_id\":\"$task\""; do
+	until records | grep "\"record_id\":\"$task\"" >/dev/null; do
 		[ $SECONDS -lt $deadline ] || fail "inbound email's Task $task not fanned out"
 		sleep 0.3
 	done
@@ -264,7 +264,7 @@ done
 [ "$observed" -ge "$answered" ] ||
 	fail "sfk_first_response_latency_seconds counted $observed, want >= $answered"
 grep -h '^sfk_first_response_latency_seconds_count{' "$WORK"/w?.metrics |
-	grep -v 'region="UNKNOWN"' | grep -q 'segment="\(SMB\|MM\|ENT\)"' ||
+	grep -v 'region="UNKNOWN"' | grep 'segment="\(SMB\|MM\|ENT\)"' >/dev/null ||
 	fail "no TTFR series labelled with a routing segment and region"
 pass "sfk_first_response_latency_seconds observed $observed times, by segment and region"
 # One flywheel record per decision: at least one "written" per answered lead,
