@@ -23,7 +23,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok - $*"; }
 
 # Refused at start-up: exit status and a log line naming the problem.
-"$bin" --help | grep -q -- '--traffic FILE' || fail "--help does not document --traffic"
+"$bin" --help >"$work/help" || fail "sfk-sim --help failed"
+grep -q -- '--traffic FILE' "$work/help" || fail "--help does not document --traffic"
 set +e
 timeout 20 "$bin" --listen 127.0.0.1:0 --traffic "$work/missing.json" >/dev/null 2>"$work/err1"
 rc1=$?

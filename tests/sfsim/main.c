@@ -252,9 +252,18 @@ int main(int argc, char **argv)
 			break;
 		}
 		case O_TRAFFIC: traffic_file = optarg; break;
-		case O_HELP: usage(stdout); return 0;
-		case O_VERSION: printf("sfk-sim %s\n", SFK_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case O_HELP:
+			usage(stdout);
+			json_decref(cfg.opts);
+			return 0;
+		case O_VERSION:
+			printf("sfk-sim %s\n", SFK_VERSION);
+			json_decref(cfg.opts);
+			return 0;
+		default:
+			usage(stderr);
+			json_decref(cfg.opts);
+			return 2;
 		}
 	}
 	if (optind < argc) {

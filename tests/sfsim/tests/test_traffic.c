@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "cdc.h"
+#include "http.h"
 #include "org.h"
 #include "traffic.h"
 
@@ -234,7 +235,8 @@ static void test_run_finishes_after_one_jump(void **state)
 	if (!ok) {
 		json_t *st = traffic_status(&sim);
 		char *d = json_dumps(st, 0);
-		fail_msg("run not done after the jump past last_due_ms: %s", d);
+		json_decref(st);
+		fail_msg("run not done after the jump past last_due_ms: %s", d ? d : "?");
 	}
 	assert_int_equal(status_int(&sim, "errors"), 0);
 	assert_int_equal(status_int(&sim, "pending"), 0);
@@ -256,6 +258,7 @@ static void test_run_finishes_after_one_jump(void **state)
 
 	traffic_module_fini(&sim);
 	cdc_module_fini(&sim);
+	http_stop(&sim); /* frees the routes the modules registered */
 	org_fini(&sim);
 }
 
