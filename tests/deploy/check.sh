@@ -12,8 +12,8 @@
 #
 # helm and kubectl-validate are built with `go install` from the Go module proxy into the Go bin
 # dir (SFK_TOOLS_BIN overrides) and reused when the right version is already there.
-# Binaries: $SFK_BIN_DIR, else $SFK_SOURCE_DIR/build/bin (cmake + ninja of the product binaries,
-# sfk-sim and sfk-devkafka; incremental).
+# Binaries: $SFK_BIN_DIR, else <SFK_BUILD_DIR, default $SFK_SOURCE_DIR/build>/bin after cmake +
+# ninja of the product binaries, sfk-sim and sfk-devkafka (incremental).
 # Knobs: SFK_DEPLOY_KEEP=1 keeps the work dir; SFK_DEPLOY_LENIENT_METRICS=1 turns metric names
 # only promised by DESIGN.md into warnings; SFK_DEPLOY_VERIFY_CRDS=1 downloads the CRD modules.
 set -uo pipefail
@@ -348,7 +348,8 @@ check_sf() {
 }
 
 # ---- metrics ---------------------------------------------------------------------------------
-bin_dir=${SFK_BIN_DIR:-$src/build/bin}
+build_dir=${SFK_BUILD_DIR:-$src/build}
+bin_dir=${SFK_BIN_DIR:-$build_dir/bin}
 # DESIGN.md (section 2 fields, section 7 metrics) lives beside the repository, not in it
 design=${SFK_DESIGN_MD:-$src/../shared/docs/DESIGN.md}
 [ -f "$design" ] || design=
@@ -357,13 +358,13 @@ ensure_binaries() {
 		echo "binaries from SFK_BIN_DIR=$SFK_BIN_DIR: $(cd "$bin_dir" && ls sfk sfk-* 2>/dev/null | tr '\n' ' ')"
 		return 0
 	fi
-	cmake -S "$src" -B "$src/build" -G Ninja >/dev/null || return 1
+	cmake -S "$src" -B "$build_dir" -G Ninja >/dev/null || return 1
 	local t want=()
-	t=$(ninja -C "$src/build" -t targets all | sed -n 's/^\(sfk[a-z-]*\): phony$/\1/p')
+	t=$(ninja -C "$build_dir" -t targets all | sed -n 's/^\(sfk[a-z-]*\): phony$/\1/p')
 	for b in sfk-bridge sfk-worker sfk-loader sfk sfk-sim sfk-devkafka; do
 		grep -qx "$b" <<<"$t" && want+=("$b")
 	done
-	ninja -C "$src/build" "${want[@]}" | tail -1
+	ninja -C "$build_dir" "${want[@]}" | tail -1 || return 1
 	echo "built: ${want[*]}"
 }
 # scrape_binaries: run sfk-bridge, one sfk-worker per workload and sfk-loader against sfk-sim +
