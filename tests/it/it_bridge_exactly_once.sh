@@ -139,19 +139,25 @@ pass "bridge ready in $RECOVERY_MS ms"
 # expected sequence is CREATE then its Titles in the order written.
 CHUNK=250
 for ((i = 0; i < LEADS; i++)); do
-	req POST /sim/records/Lead "{\"LastName\":\"EO$i\",\"Company\":\"Acme\",\"Title\":\"c$i\"}" \
-		>>"$WORK/creates.$(printf %03d $((i / CHUNK))).cfg"
+	printf -v f '%s/creates.%03d.cfg' "$WORK" $((i / CHUNK))
+	req POST /sim/records/Lead "{\"LastName\":\"EO$i\",\"Company\":\"Acme\",\"Title\":\"c$i\"}" >>"$f"
 done
-plan_updates() { # reads lead ids on stdin, writes update configs in chunks
-	mapfile -t ids
-	local n=${#ids[@]} i k
-	[ "$n" -eq "$LEADS" ] || return 1
-	for ((i = 0; i < UPDATES; i++)); do
-		k=$(((RANDOM * 32768 + RANDOM) % n))
-		req PATCH "/sim/records/Lead/${ids[$k]}" "{\"Title\":\"u$i\"}" \
-			>>"$WORK/updates.$(printf %03d $((i / CHUNK))).cfg"
-		printf '%s\tUPDATE\tu%s\n' "${ids[$k]}" "$i" >>"$WORK/expected.updates"
-	done
+# The updates are planned now (from the seed) as "lead index<TAB>Title" and
+# turned into requests once the creates have given the Leads their ids.
+for ((i = 0; i < UPDATES; i++)); do
+	printf '%d\tu%d\n' $(((RANDOM * 32768 + RANDOM) % LEADS)) "$i"
+done >"$WORK/plan"
+plan_updates() { # plan_updates: $WORK/ids + $WORK/plan -> update configs, expected.updates
+	[ "$(wc -l <"$WORK/ids")" -eq "$LEADS" ] || return 1
+	awk -F'\t' -v w="$WORK" -v chunk=$CHUNK -v url="$SF_SIM_URL" -v ca="$SF_CA_FILE" '
+		NR == FNR { id[NR - 1] = $1; next }
+		{
+			f = sprintf("%s/updates.%03d.cfg", w, int((FNR - 1) / chunk))
+			printf "url = \"%s/sim/records/Lead/%s\"\nrequest = \"PATCH\"\n", url, id[$1] >f
+			printf "data = \"{\\\"Title\\\":\\\"%s\\\"}\"\n", $2 >f
+			printf "header = \"Content-Type: application/json\"\ncacert = \"%s\"\nfail\nnext\n", ca >f
+			printf "%s\tUPDATE\t%s\n", id[$1], $2 >(w "/expected.updates")
+		}' "$WORK/ids" "$WORK/plan"
 }
 
 # generator: creates, then the updates; runs in the background while the
@@ -162,8 +168,7 @@ plan_updates() { # reads lead ids on stdin, writes update configs in chunks
 		make_requests "$f" | jq -r .id >>"$WORK/ids"
 		sleep 0.2
 	done
-	: >"$WORK/expected.updates"
-	plan_updates <"$WORK/ids"
+	plan_updates
 	for f in "$WORK"/updates.*.cfg; do
 		make_requests "$f" >/dev/null
 		sleep 0.2
@@ -199,10 +204,11 @@ GENPID=
 TOTAL=$((LEADS + UPDATES))
 pass "$TOTAL changes made (${LEADS} creates, ${UPDATES} updates) with $KILLS kill -9 of the bridge ($KILLS_DURING while the changes were made)"
 
-# What the sim published on the channel.
-published=$(curl -sS --fail --cacert "$SF_CA_FILE" "$SF_SIM_URL/sim/stats" |
-	jq -r '[.. | objects | to_entries[] | select(.key == "/data/LeadChangeEvent" and (.value | type) == "number") | .value] | max // 0')
+# What the sim published on the channel (and retained: nothing dropped).
+stats=$(curl -sS --fail --cacert "$SF_CA_FILE" "$SF_SIM_URL/sim/stats") || fail "GET /sim/stats"
+published=$(jq -r '.events.published["/data/LeadChangeEvent"] // 0' <<<"$stats")
 [ "$published" -eq "$TOTAL" ] || fail "the sim published $published events on /data/LeadChangeEvent, want $TOTAL"
+[ "$(jq -r '.events.dropped' <<<"$stats")" = 0 ] || fail "the sim dropped events from its replay window"
 
 # consume SUFFIX: "partition<TAB>offset<TAB>key<TAB>event_id<TAB>value" of
 # every committed record.
