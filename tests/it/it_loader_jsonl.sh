@@ -112,7 +112,7 @@ grep -q "sfk.error_reason=\$: unknown property 'extra_top_level'" "$work/dlq" ||
 # Export: one chat line per distinct prompt of lead.route (every prompt is distinct here).
 want=$(awk -F'\t' '$2=="lead.route"' "$work/expected" | wc -l)
 "$bin" export --workload lead.route --from "$(day 0)" --to "$(day 2)" --flywheel-dir "$dir" \
-	>"$work/export.jsonl" 2>>"$work/loader.log" || fail "export failed"
+	>"$work/export.jsonl" 2>"$work/export.err" || fail "export failed: $(tail -5 "$work/export.err")"
 python3 - "$work/export.jsonl" "$want" <<'PY' || fail "export output"
 import json, sys
 n = 0

@@ -36,7 +36,8 @@ static const char *const industry[] = {"Agriculture",     "Apparel",       "Bank
                                        "Transportation",  "Utilities",     NULL};
 static const char *const rating[] = {"Hot", "Warm", "Cold", NULL};
 static const char *const salutation[] = {"Mr.", "Ms.", "Mrs.", "Dr.", "Prof.", NULL};
-static const char *const fr_source[] = {"Task", "Call", "Email", "Meeting", "Other", NULL};
+static const char *const fr_source[] = {"Task",    "Call",  "Email", "EmailMessage",
+                                        "Meeting", "Other", NULL};
 static const char *const task_status[] = {
         "Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred", NULL};
 static const char *const task_priority[] = {"Normal", "High", "Low", NULL};

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -87,7 +88,12 @@ static void validate(struct config *c, void *ctx)
 		               "--kafka-bootstrap-servers (KAFKA_BOOTSTRAP_SERVERS) is required");
 	if (has_sink("es") && !g_es_url)
 		config_problem(c, NULL, "--es-url (ES_URL) is required with the es sink");
-	/* Checked here, not as a CONFIG_PATH: a JSONL-only loader needs no mapping. */
+	/* Checked here, not as CONFIG_PATHs: export reads only the JSONL files, and a
+	 * JSONL-only loader needs no mapping. */
+	if (access(g_schema, R_OK) != 0)
+		config_problem(c, NULL,
+		               "--flywheel-schema (SFK_FLYWHEEL_SCHEMA): cannot read %s: %s",
+		               g_schema, strerror(errno));
 	if (has_sink("es") && g_es_mapping && access(g_es_mapping, R_OK) != 0)
 		config_problem(c, NULL, "--es-mapping (SFK_LOADER_ES_MAPPING): cannot read %s",
 		               g_es_mapping);
@@ -102,7 +108,7 @@ static const struct config_entry table[] = {
          "Kafka consumer group", .dest = &g_group},
         {"dlq-topic", "SFK_LOADER_DLQ_TOPIC", CONFIG_STRING, "sfk.dlq.loader", CONFIG_REQUIRED,
          "Dead-letter topic for invalid or refused records", .dest = &g_dlq},
-        {"flywheel-schema", "SFK_FLYWHEEL_SCHEMA", CONFIG_PATH, "schemas/flywheel.schema.json",
+        {"flywheel-schema", "SFK_FLYWHEEL_SCHEMA", CONFIG_STRING, "schemas/flywheel.schema.json",
          CONFIG_REQUIRED, "JSON Schema every record must pass", .dest = &g_schema},
         {"sinks", "SFK_LOADER_SINKS", CONFIG_STRING, "jsonl", CONFIG_REQUIRED,
          "Comma-separated sinks: jsonl, es", .dest = &g_sinks, .check = check_sinks},
