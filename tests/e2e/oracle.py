@@ -96,6 +96,9 @@ unassigned = set(policy.get("unassigned_owners", []))
 pool_of = {(p["segment"], p["region"]): p for p in policy["pools"]}
 shares = collections.defaultdict(collections.Counter)
 exhausted = collections.Counter()
+# daily caps count per UTC day of the decision (the worker's clock)
+per_day = collections.defaultdict(collections.Counter)  # (pool, day) -> owner -> leads
+exhausted_days = collections.defaultdict(set)  # pool -> days with leads sent to the queue
 route_fly = by_wl.get("lead.route", {})
 for t in truth:
     lid = t["lead_id"]
@@ -113,10 +116,14 @@ for t in truth:
     if pool:
         members = {m["owner_id"] for m in pool["members"]}
         rq = policy.get("region_queues", {}).get(reg, policy["fallback_queue"])
+        recs0 = route_fly.get(lid) or [{"timestamp": 0}]
+        day = int(recs0[0]["timestamp"]) // 86400
         if lead["OwnerId"] in members:
             shares[pool["id"]][lead["OwnerId"]] += 1
+            per_day[(pool["id"], day)][lead["OwnerId"]] += 1
         elif lead["OwnerId"] == rq and any(m.get("daily_cap") for m in pool["members"]):
             exhausted[pool["id"]] += 1
+            exhausted_days[pool["id"]].add(day)
         else:
             bad("routing", f"{lid}: owner {lead['OwnerId']} not in pool {pool['id']}")
     else:
@@ -141,13 +148,16 @@ for p in policy["pools"]:
     n = sum(got.values())
     caps = {m["owner_id"]: m.get("daily_cap") for m in p["members"]}
     capped = False
-    for o, c in caps.items():
-        if c and got[o] > c:
-            bad("routing", f"pool {p['id']}: {o} got {got[o]} > daily cap {c}")
-        if c and got[o] >= c:
-            capped = True
-    if exhausted[p["id"]] and not all(c and got[o] >= c for o, c in caps.items()):
-        bad("routing", f"pool {p['id']}: {exhausted[p['id']]} leads to the region queue while an owner had room")
+    days = {d for (pid, d) in per_day if pid == p["id"]} | exhausted_days[p["id"]]
+    for day in days:
+        g = per_day[(p["id"], day)]
+        for o, c in caps.items():
+            if c and g[o] > c:
+                bad("routing", f"pool {p['id']}: {o} got {g[o]} > daily cap {c} on day {day}")
+            if c and g[o] >= c:
+                capped = True
+        if day in exhausted_days[p["id"]] and not all(c and g[o] >= c for o, c in caps.items()):
+            bad("routing", f"pool {p['id']}: leads sent to the region queue on day {day} while an owner had room")
     if capped or n == 0:
         continue
     w = sum(m.get("weight", 1) for m in p["members"])
