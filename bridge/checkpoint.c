@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "checkpoint.h"
@@ -15,6 +16,9 @@
 #include "log.h"
 #include "publish.h"
 #include "xmem.h"
+
+/* Retries (200 ms apart) while a new checkpoint topic gets its leaders. */
+#define CHECKPOINT_LEADER_RETRIES 50
 
 /* Most partitions of the checkpoint topic we read (it has 1 by design). */
 #define CHECKPOINT_MAX_PARTITIONS 64
@@ -109,7 +113,20 @@ enum sfk_err checkpoint_load(const char *bootstrap, const char *const *props, co
 	for (int i = 0; i < md->topics[0].partition_cnt && i < CHECKPOINT_MAX_PARTITIONS; i++) {
 		int64_t lo = 0, hi = 0;
 		int32_t pid = md->topics[0].partitions[i].id;
-		ke = rd_kafka_query_watermark_offsets(rk, topic, pid, &lo, &hi, timeout_ms);
+		/* A topic created moments ago may not have partition leaders yet
+		 * (NOT_LEADER / LEADER_NOT_AVAILABLE): that passes within seconds,
+		 * so retry those for a while instead of failing start-up. */
+		for (int attempt = 0;; attempt++) {
+			ke = rd_kafka_query_watermark_offsets(rk, topic, pid, &lo, &hi, timeout_ms);
+			if (!ke || attempt >= CHECKPOINT_LEADER_RETRIES ||
+			    (ke != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
+			     ke != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+			     ke != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+			     ke != RD_KAFKA_RESP_ERR__TRANSPORT &&
+			     ke != RD_KAFKA_RESP_ERR__TIMED_OUT))
+				break;
+			usleep(200 * 1000);
+		}
 		if (ke) {
 			snprintf(errstr, errlen, "checkpoint topic %s[%d] offsets: %s", topic, pid,
 			         rd_kafka_err2str(ke));
