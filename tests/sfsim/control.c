@@ -150,6 +150,17 @@ static void records(struct sim *sim, const struct sim_req *req, struct sim_resp 
 			send_error(resp, &err);
 		else
 			resp->status = 204;
+	} else if (strcmp(req->method, "POST") == 0 && sim_req_query(req, "convert")) {
+		char contact[SIM_ID_BUF], account[SIM_ID_BUF];
+		if (strcasecmp(type, "Lead") != 0)
+			sim_resp_error(resp, 400, "INVALID_TYPE", "only Leads can be converted",
+			               NULL);
+		else if (org_convert_lead(sim, id, user, contact, account, &err) < 0)
+			send_error(resp, &err);
+		else
+			sim_resp_json(resp, 200,
+			              json_pack("{s:s,s:s,s:s}", "leadId", id, "contactId", contact,
+			                        "accountId", account));
 	} else if (strcmp(req->method, "POST") == 0 && sim_req_query(req, "undelete")) {
 		if (org_undelete(sim, type, id, "", user, &err) < 0)
 			send_error(resp, &err);
@@ -186,6 +197,29 @@ static void faults_handler(struct sim *sim, const struct sim_req *req, struct si
 		json_decref(spec);
 	}
 	sim_resp_json(resp, 200, faults_get(sim));
+}
+
+/* GET/POST /sim/permissions {"ViewEditConvertedLeads": bool}: the API user's
+ * permissions that change what writes Salesforce allows. */
+static void permissions_handler(struct sim *sim, const struct sim_req *req, struct sim_resp *resp)
+{
+	if (strcmp(req->method, "POST") == 0) {
+		json_t *spec = parse_body(req, resp);
+		if (!spec)
+			return;
+		json_t *v = json_object_get(spec, "ViewEditConvertedLeads");
+		if (!json_is_boolean(v) || json_object_size(spec) != 1) {
+			json_decref(spec);
+			sim_resp_error(resp, 400, "INVALID_PERMISSION",
+			               "expected {\"ViewEditConvertedLeads\": true|false}", NULL);
+			return;
+		}
+		atomic_store(&sim->edit_converted_leads, json_is_true(v));
+		json_decref(spec);
+	}
+	sim_resp_json(resp, 200,
+	              json_pack("{s:b}", "ViewEditConvertedLeads",
+	                        atomic_load(&sim->edit_converted_leads)));
 }
 
 static json_t *clock_json(struct sim *sim)
@@ -261,6 +295,8 @@ int control_init(struct sim *sim)
 	                faults_handler, NULL);
 	rc |= sim_route(sim, NULL, "/sim/clock", SIM_ROUTE_CONTROL, CONTROL_BODY_MAX, clock_handler,
 	                NULL);
+	rc |= sim_route(sim, NULL, "/sim/permissions", SIM_ROUTE_CONTROL, CONTROL_BODY_MAX,
+	                permissions_handler, NULL);
 	rc |= sim_route(sim, "GET", "/sim/stats", SIM_ROUTE_CONTROL, 0, stats_handler, NULL);
 	return rc ? -1 : 0;
 }

@@ -611,7 +611,8 @@ static int str_empty(json_t *v)
 /* Derived fields: Name, Task IsClosed/CompletedDateTime, relation object type. */
 static void derive(const struct sim_object *obj, json_t *rec, const char *now)
 {
-	if (strcmp(obj->name, "Lead") == 0 || strcmp(obj->name, "User") == 0) {
+	if (strcmp(obj->name, "Lead") == 0 || strcmp(obj->name, "User") == 0 ||
+	    strcmp(obj->name, "Contact") == 0) {
 		json_t *fn = json_object_get(rec, "FirstName");
 		json_t *ln = json_object_get(rec, "LastName");
 		char *name = xasprintf("%s%s%s", str_empty(fn) ? "" : json_string_value(fn),
@@ -903,6 +904,19 @@ static int check_id_field(const struct sim_object *obj, json_t *fields, json_t *
 	return 0;
 }
 
+/* A converted Lead is read-only unless the user has "View and Edit Converted
+ * Leads" (POST /sim/permissions); the platform itself (system) may write. */
+static int converted_guard(struct sim *sim, const struct sim_object *obj, json_t *rec, int system,
+                           struct sim_error *err)
+{
+	if (system || strcmp(obj->name, "Lead") != 0 ||
+	    !json_is_true(json_object_get(rec, "IsConverted")) ||
+	    atomic_load(&sim->edit_converted_leads))
+		return 0;
+	return fail(err, 400, "CANNOT_UPDATE_CONVERTED_LEAD", NULL,
+	            "cannot reference converted lead");
+}
+
 int org_check_update_locked(struct sim *sim, const char *type, const char *id, json_t *fields,
                             struct sim_error *err)
 {
@@ -911,7 +925,8 @@ int org_check_update_locked(struct sim *sim, const char *type, const char *id, j
 	if (!obj)
 		return -1;
 	json_t *rec = find_for_write(sim, obj, id, 0, err);
-	if (!rec || check_id_field(obj, fields, rec, err) < 0 ||
+	if (!rec || converted_guard(sim, obj, rec, 0, err) < 0 ||
+	    check_id_field(obj, fields, rec, err) < 0 ||
 	    normalise(sim, obj, fields, 0, 0, &norm, err) < 0)
 		return -1;
 	json_decref(norm);
@@ -930,7 +945,8 @@ int org_update_locked(struct sim *sim, struct org_txn *txn, const char *type, co
 	if (!obj)
 		return -1;
 	json_t *rec = find_for_write(sim, obj, id, 0, err);
-	if (!rec || check_id_field(obj, fields, rec, err) < 0 ||
+	if (!rec || converted_guard(sim, obj, rec, txn->system, err) < 0 ||
+	    check_id_field(obj, fields, rec, err) < 0 ||
 	    normalise(sim, obj, fields, 0, txn->system, &norm, err) < 0)
 		return -1;
 	sim_format_datetime(txn->ts_ms - txn->ts_ms % 1000, now, sizeof(now));
@@ -982,6 +998,15 @@ static void live_remove(struct type_store *ts, json_t *rec)
 		}
 }
 
+/* SystemModstamp moves on a delete / undelete too (the recycle-bin flip is a
+ * system modification; replication tools read deletes through queryAll on it). */
+static void stamp_system(const struct org_txn *txn, json_t *rec)
+{
+	char now[40];
+	sim_format_datetime(txn->ts_ms - txn->ts_ms % 1000, now, sizeof(now));
+	json_object_set_new(rec, "SystemModstamp", json_string(now));
+}
+
 int org_delete_locked(struct sim *sim, struct org_txn *txn, const char *type, const char *id,
                       struct sim_error *err)
 {
@@ -996,6 +1021,7 @@ int org_delete_locked(struct sim *sim, struct org_txn *txn, const char *type, co
 	json_incref(rec);
 	live_remove(store_of(sim, obj), rec);
 	json_object_set_new(rec, "IsDeleted", json_true());
+	stamp_system(txn, rec); /* replication finds deletes by SystemModstamp (queryAll) */
 	json_t *changed = json_array();
 	fire(sim, txn, obj->name, "DELETE", json_string_value(json_object_get(rec, "Id")), changed,
 	     rec);
@@ -1014,6 +1040,7 @@ int org_undelete_locked(struct sim *sim, struct org_txn *txn, const char *type, 
 	if (!rec)
 		return -1;
 	json_object_set_new(rec, "IsDeleted", json_false());
+	stamp_system(txn, rec);
 	json_array_append(store_of(sim, obj)->live, rec);
 	json_t *changed = json_array();
 	fire(sim, txn, obj->name, "UNDELETE", json_string_value(json_object_get(rec, "Id")),
@@ -1064,6 +1091,106 @@ int org_undelete(struct sim *sim, const char *type, const char *id, const char *
 	org_lock(sim);
 	org_txn_begin(sim, &txn, origin, user_id);
 	int rc = org_undelete_locked(sim, &txn, type, id, err);
+	org_unlock(sim);
+	return rc;
+}
+
+/* ---- lead conversion ------------------------------------------------------------------- */
+
+/* Copy src[key] into dst[as] when set. */
+static void copy_field(json_t *dst, const char *as, json_t *src, const char *key)
+{
+	json_t *v = json_object_get(src, key);
+	if (v && !json_is_null(v))
+		json_object_set(dst, as, v);
+}
+
+int org_convert_lead_locked(struct sim *sim, struct org_txn *txn, const char *id,
+                            char contact_out[SIM_ID_BUF], char account_out[SIM_ID_BUF],
+                            struct sim_error *err)
+{
+	const struct sim_object *lead_obj = org_object("Lead");
+	json_t *lead = find_for_write(sim, lead_obj, id, 0, err);
+	char lead_id[SIM_ID_BUF], date[16], now[40];
+	int rc = -1;
+
+	if (!lead)
+		return -1;
+	if (json_is_true(json_object_get(lead, "IsConverted")))
+		return fail(err, 400, "CANNOT_UPDATE_CONVERTED_LEAD", NULL,
+		            "cannot reference converted lead");
+	snprintf(lead_id, sizeof(lead_id), "%s", json_string_value(json_object_get(lead, "Id")));
+	/* Accounts and Contacts are owned by users: a queue-owned Lead's records
+	 * go to the converting user (Salesforce asks for a user owner). */
+	json_t *owner = json_object_get(lead, "OwnerId");
+	const char *owner_id =
+	        json_is_string(owner) && strncmp(json_string_value(owner), "005", 3) == 0
+	                ? json_string_value(owner)
+	                : txn->user_id;
+	json_t *acc = json_pack("{s:s}", "OwnerId", owner_id);
+	copy_field(acc, "Name", lead, "Company");
+	copy_field(acc, "Industry", lead, "Industry");
+	copy_field(acc, "NumberOfEmployees", lead, "NumberOfEmployees");
+	copy_field(acc, "BillingCountry", lead, "Country");
+	json_t *con = json_pack("{s:s}", "OwnerId", owner_id);
+	static const char *const same[] = {"Salutation", "FirstName", "LastName",  "Title",
+	                                   "Email",      "Phone",     "LeadSource"};
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+		copy_field(con, same[i], lead, same[i]);
+	json_t *patch = NULL;
+	if (create_in(sim, txn, org_object("Account"), acc, 1, account_out, err) < 0)
+		goto out;
+	json_object_set_new(con, "AccountId", json_string(account_out));
+	if (create_in(sim, txn, org_object("Contact"), con, 1, contact_out, err) < 0)
+		goto out;
+
+	sim_format_datetime(txn->ts_ms, now, sizeof(now));
+	snprintf(date, sizeof(date), "%.10s", now);
+	struct org_txn sys = *txn;
+	sys.system = 1;
+	patch = json_pack("{s:b,s:s,s:s,s:s,s:s}", "IsConverted", 1, "ConvertedDate", date,
+	                  "ConvertedAccountId", account_out, "ConvertedContactId", contact_out,
+	                  "Status", "Closed - Converted");
+	if (org_update_locked(sim, &sys, "Lead", lead_id, patch, err) < 0)
+		goto out;
+	/* The Lead's open and closed activities move to the Contact and Account. */
+	json_t *tasks = org_records_locked(sim, "Task");
+	json_t *move = json_array();
+	size_t i;
+	json_t *t;
+	json_array_foreach(tasks, i, t)
+	{
+		json_t *who = json_object_get(t, "WhoId");
+		if (json_is_string(who) && sfid_equal(json_string_value(who), lead_id))
+			json_array_append(move, json_object_get(t, "Id"));
+	}
+	json_t *tp = json_pack("{s:s,s:s}", "WhoId", contact_out, "WhatId", account_out);
+	rc = 0;
+	json_array_foreach(move, i, t)
+	{
+		if (org_update_locked(sim, &sys, "Task", json_string_value(t), tp, err) < 0) {
+			rc = -1;
+			break;
+		}
+	}
+	json_decref(tp);
+	json_decref(move);
+	txn->seq = sys.seq;
+out:
+	json_decref(patch);
+	json_decref(acc);
+	json_decref(con);
+	return rc;
+}
+
+int org_convert_lead(struct sim *sim, const char *id, const char *user_id,
+                     char contact_out[SIM_ID_BUF], char account_out[SIM_ID_BUF],
+                     struct sim_error *err)
+{
+	struct org_txn txn;
+	org_lock(sim);
+	org_txn_begin(sim, &txn, "", user_id);
+	int rc = org_convert_lead_locked(sim, &txn, id, contact_out, account_out, err);
 	org_unlock(sim);
 	return rc;
 }
@@ -1241,6 +1368,11 @@ int org_init(struct sim *sim, const struct sim_config *cfg, const char *const *u
 	pthread_mutex_init(&sim->lock, NULL);
 	pthread_cond_init(&sim->cond, NULL);
 	sim->cfg = *cfg;
+	{
+		const char *v = json_string_value(
+		        json_object_get(cfg->opts, "org.view_edit_converted_leads"));
+		atomic_store(&sim->edit_converted_leads, v && strcmp(v, "0") != 0);
+	}
 	atomic_store(&sim->clock_offset_ms, 0);
 	sim->store = xcalloc(1, sizeof(*sim->store));
 	sim->store->ntypes = org_nobjects();

@@ -174,6 +174,9 @@ struct sim {
 	/* POST /sim/faults {"gap_next": N}: the next N change events are to be
 	 * delivered as GAP_*; the CDC side decrements it (atomic_fetch_sub). */
 	_Atomic int gap_next;
+	/* The API user has "View and Edit Converted Leads" (POST /sim/permissions,
+	 * --opt org.view_edit_converted_leads=1); default off, as for most profiles. */
+	_Atomic int edit_converted_leads;
 };
 
 /* Simulated clock: real time + offset (POST /sim/clock advances it). */
@@ -247,6 +250,22 @@ int org_delete(struct sim *sim, const char *type, const char *id, const char *or
                const char *user_id, struct sim_error *err);
 int org_undelete(struct sim *sim, const char *type, const char *id, const char *origin,
                  const char *user_id, struct sim_error *err);
+
+/*
+ * Convert a Lead the way the Salesforce UI does (convertLead has no REST
+ * resource): one transaction creates an Account (Company, Industry,
+ * NumberOfEmployees, Country) and a Contact (name, email, phone...), sets the
+ * Lead's IsConverted, ConvertedDate (sim date), ConvertedAccountId,
+ * ConvertedContactId and Status "Closed - Converted", and moves the Lead's
+ * Tasks to the Contact (WhoId) and Account (WhatId). A converted Lead cannot
+ * be converted again (CANNOT_UPDATE_CONVERTED_LEAD). 0 or -1 with err.
+ */
+int org_convert_lead_locked(struct sim *sim, struct org_txn *txn, const char *id,
+                            char contact_out[SIM_ID_BUF], char account_out[SIM_ID_BUF],
+                            struct sim_error *err);
+int org_convert_lead(struct sim *sim, const char *id, const char *user_id,
+                     char contact_out[SIM_ID_BUF], char account_out[SIM_ID_BUF],
+                     struct sim_error *err);
 
 /* ---- reads ---------------------------------------------------------------- */
 

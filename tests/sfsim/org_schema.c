@@ -3,7 +3,8 @@
  * what SOQL binds to, what writes are validated against). Field sets follow
  * the Salesforce Object Reference for Lead, Task, EmailMessage,
  * EmailMessageRelation, User and Group, plus the custom Lead fields of
- * DESIGN.md section 2.
+ * DESIGN.md section 2, and the Account and Contact a Lead conversion makes
+ * (their common fields only).
  */
 #include <string.h>
 #include <strings.h>
@@ -227,6 +228,33 @@ static const struct sim_field emr_fields[] = {
         SYSTEM_FIELDS,
 };
 
+static const struct sim_field account_fields[] = {
+        {"Id", "Account ID", SIM_F_ID, RO, 18, 0, NULL, NULL, NULL, NULL},
+        {"Name", "Account Name", SIM_F_STRING, CU | SIM_FF_REQUIRED, 255, 0, NULL, NULL, NULL,
+         NULL},
+        {"Industry", "Industry", SIM_F_PICKLIST, CUN, 255, 0, NULL, NULL, industry, NULL},
+        {"NumberOfEmployees", "Employees", SIM_F_INT, CUN, 8, 0, NULL, NULL, NULL, NULL},
+        {"BillingCountry", "Billing Country", SIM_F_STRING, CUN, 80, 0, NULL, NULL, NULL, NULL},
+        {"OwnerId", "Owner ID", SIM_F_REFERENCE, CU, 18, 0, "User", "Owner", NULL, NULL},
+        SYSTEM_FIELDS,
+};
+
+static const struct sim_field contact_fields[] = {
+        {"Id", "Contact ID", SIM_F_ID, RO, 18, 0, NULL, NULL, NULL, NULL},
+        {"AccountId", "Account ID", SIM_F_REFERENCE, CUN, 18, 0, "Account", "Account", NULL, NULL},
+        {"Salutation", "Salutation", SIM_F_PICKLIST, CUN, 40, 0, NULL, NULL, salutation, NULL},
+        {"FirstName", "First Name", SIM_F_STRING, CUN, 40, 0, NULL, NULL, NULL, NULL},
+        {"LastName", "Last Name", SIM_F_STRING, CU | SIM_FF_REQUIRED, 80, 0, NULL, NULL, NULL,
+         NULL},
+        {"Name", "Full Name", SIM_F_STRING, SIM_FF_NAME, 121, 0, NULL, NULL, NULL, NULL},
+        {"Title", "Title", SIM_F_STRING, CUN, 128, 0, NULL, NULL, NULL, NULL},
+        {"Email", "Email", SIM_F_EMAIL, CUN, 80, 0, NULL, NULL, NULL, NULL},
+        {"Phone", "Business Phone", SIM_F_PHONE, CUN, 40, 0, NULL, NULL, NULL, NULL},
+        {"LeadSource", "Lead Source", SIM_F_PICKLIST, CUN, 255, 0, NULL, NULL, lead_source, NULL},
+        {"OwnerId", "Owner ID", SIM_F_REFERENCE, CU, 18, 0, "User", "Owner", NULL, NULL},
+        SYSTEM_FIELDS,
+};
+
 static const struct sim_field user_fields[] = {
         {"Id", "User ID", SIM_F_ID, RO, 18, 0, NULL, NULL, NULL, NULL},
         {"Username", "Username", SIM_F_STRING, CU | SIM_FF_REQUIRED, 80, 0, NULL, NULL, NULL, NULL},
@@ -279,6 +307,8 @@ static const struct sim_object objects[] = {
          emr_fields, NF(emr_fields), 0},
         {"User", "User", "Users", "005", user_fields, NF(user_fields), 0},
         {"Group", "Group", "Groups", "00G", group_fields, NF(group_fields), 0},
+        {"Account", "Account", "Accounts", "001", account_fields, NF(account_fields), 0},
+        {"Contact", "Contact", "Contacts", "003", contact_fields, NF(contact_fields), 0},
 };
 
 size_t org_nobjects(void)

@@ -321,6 +321,73 @@ static void email_message_gets_its_task(void **state)
 	json_decref(m);
 }
 
+static void lead_conversion(void **state)
+{
+	struct fixture *f = *state;
+	char lead[SIM_ID_BUF], task[SIM_ID_BUF], other[SIM_ID_BUF], con[SIM_ID_BUF],
+	        acc[SIM_ID_BUF];
+	struct sim_error err;
+	assert_non_null(create_lead(&f->sim,
+	                            "{\"FirstName\":\"Ada\",\"LastName\":\"Byron\",\"Company\":"
+	                            "\"Engines Ltd\",\"Country\":\"UK\",\"Email\":\"ada@e.test\"}",
+	                            lead, &err));
+	json_t *tf =
+	        json_pack("{s:s,s:s,s:s}", "WhoId", lead, "Subject", "Call", "Status", "Completed");
+	assert_int_equal(org_create(&f->sim, "Task", tf, "", NULL, task, &err), 0);
+	json_decref(tf);
+	tf = json_pack("{s:s}", "Subject", "unrelated");
+	assert_int_equal(org_create(&f->sim, "Task", tf, "", NULL, other, &err), 0);
+	json_decref(tf);
+	size_t before = json_array_size(f->seen.events);
+
+	assert_int_equal(org_convert_lead(&f->sim, lead, NULL, con, acc, &err), 0);
+	assert_memory_equal(con, "003", 3);
+	assert_memory_equal(acc, "001", 3);
+	json_t *l = org_get(&f->sim, "Lead", lead, &err);
+	assert_true(json_is_true(json_object_get(l, "IsConverted")));
+	assert_string_equal(json_string_value(json_object_get(l, "ConvertedContactId")), con);
+	assert_string_equal(json_string_value(json_object_get(l, "ConvertedAccountId")), acc);
+	assert_string_equal(json_string_value(json_object_get(l, "Status")), "Closed - Converted");
+	assert_int_equal(json_string_length(json_object_get(l, "ConvertedDate")), 10);
+	json_decref(l);
+	json_t *c = org_get(&f->sim, "Contact", con, &err);
+	assert_string_equal(json_string_value(json_object_get(c, "Name")), "Ada Byron");
+	assert_string_equal(json_string_value(json_object_get(c, "AccountId")), acc);
+	assert_string_equal(json_string_value(json_object_get(c, "Email")), "ada@e.test");
+	json_decref(c);
+	json_t *a = org_get(&f->sim, "Account", acc, &err);
+	assert_string_equal(json_string_value(json_object_get(a, "Name")), "Engines Ltd");
+	json_decref(a);
+	/* the Lead's Task moved to the Contact; the other one did not */
+	json_t *t = org_get(&f->sim, "Task", task, &err);
+	assert_string_equal(json_string_value(json_object_get(t, "WhoId")), con);
+	assert_string_equal(json_string_value(json_object_get(t, "WhatId")), acc);
+	json_decref(t);
+	t = org_get(&f->sim, "Task", other, &err);
+	assert_true(json_is_null(json_object_get(t, "WhoId")));
+	json_decref(t);
+	/* one transaction: Account, Contact, Lead and Task changes */
+	size_t after = json_array_size(f->seen.events);
+	assert_int_equal(after - before, 4);
+	const char *key =
+	        json_string_value(json_object_get(json_array_get(f->seen.events, before), "key"));
+	for (size_t i = before; i < after; i++)
+		assert_string_equal(json_string_value(json_object_get(
+		                            json_array_get(f->seen.events, i), "key")),
+		                    key);
+
+	/* read-only afterwards, unless the user may edit converted Leads */
+	json_t *p = json_pack("{s:s}", "Title", "CEO");
+	assert_int_equal(org_update(&f->sim, "Lead", lead, p, "", NULL, &err), -1);
+	assert_string_equal(err.code, "CANNOT_UPDATE_CONVERTED_LEAD");
+	assert_int_equal(err.http_status, 400);
+	assert_int_equal(org_convert_lead(&f->sim, lead, NULL, con, acc, &err), -1);
+	assert_string_equal(err.code, "CANNOT_UPDATE_CONVERTED_LEAD");
+	atomic_store(&f->sim.edit_converted_leads, 1);
+	assert_int_equal(org_update(&f->sim, "Lead", lead, p, "", NULL, &err), 0);
+	json_decref(p);
+}
+
 static void schema_and_describe(void **state)
 {
 	(void)state;
@@ -409,6 +476,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(one_transaction_shares_key_and_counts_sequence,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(email_message_gets_its_task, setup, teardown),
+	        cmocka_unit_test_setup_teardown(lead_conversion, setup, teardown),
 	        cmocka_unit_test(schema_and_describe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
