@@ -68,6 +68,7 @@ struct ft_state {
 	struct route_policy *routing; /* segment/region labels; NULL: own thresholds */
 	struct metric *latency;       /* sfk_first_response_latency_seconds{segment,region} */
 	struct metric *updates;       /* sfk_first_response_updates_total{outcome} */
+	int dry;                      /* first_touch_dry_run: Redis is only read */
 };
 
 /*
@@ -86,6 +87,27 @@ static struct redis_script ttfr_min =
                      "end\n"
                      "if best then redis.call('SET', KEYS[1], best, 'EX', ARGV[1]) end\n"
                      "return best\n");
+
+/* The same minimum without storing it (first_touch_dry_run). */
+static struct redis_script ttfr_min_dry =
+        REDIS_SCRIPT("local cur = redis.call('GET', KEYS[1])\n"
+                     "local best = cur\n"
+                     "local bms = nil\n"
+                     "if cur then bms = tonumber(string.match(cur, '^(%-?%d+)|')) end\n"
+                     "for i = 2, #ARGV do\n"
+                     "  local ms = tonumber(string.match(ARGV[i], '^(%-?%d+)|'))\n"
+                     "  if ms and (bms == nil or ms < bms) then best = ARGV[i]; bms = ms end\n"
+                     "end\n"
+                     "return best\n");
+
+int first_touch_dry_run(struct wl_ctx *ctx)
+{
+	struct ft_state *st = ctx ? ctx->state : NULL;
+	if (!st)
+		return -1;
+	st->dry = 1;
+	return 0;
+}
 
 /* ---- pure helpers --------------------------------------------------------------- */
 
@@ -809,9 +831,10 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 	 * SCRIPT LOAD first so a restarted Redis never answers NOSCRIPT. */
 	char ttl[32];
 	snprintf(ttl, sizeof(ttl), "%lld", st->ttl_s);
-	redis_script_init(&ttfr_min);
+	struct redis_script *min_script = st->dry ? &ttfr_min_dry : &ttfr_min;
+	redis_script_init(min_script);
 	if (nids > 0)
-		redis_pipe_add(pipe, "SCRIPT LOAD %s", ttfr_min.body);
+		redis_pipe_add(pipe, "SCRIPT LOAD %s", min_script->body);
 	for (size_t k = 0; k < nids; k++) {
 		json_t *row = json_object_get(lead_rows, ids[k]);
 		char key[64], sfv[FT_VALUE_MAX], bv[FT_VALUE_MAX];
@@ -819,7 +842,7 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 		int nargs = 0;
 		snprintf(key, sizeof(key), "%s%s", RKEY_TTFR, ids[k]);
 		args[nargs++] = "EVALSHA";
-		args[nargs++] = ttfr_min.sha1;
+		args[nargs++] = min_script->sha1;
 		args[nargs++] = "1";
 		args[nargs++] = key;
 		args[nargs++] = ttl;

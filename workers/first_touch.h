@@ -22,6 +22,10 @@
 
 extern const struct workload_ops first_touch_ops;
 
+/* Dry run (sfk decide, sfk replay --shadow), after init(): decide() computes
+ * the Redis minimum without storing it. 0, or -1 without state. */
+int first_touch_dry_run(struct wl_ctx *ctx);
+
 /* One response to a Lead. at_ms < 0: none. user/ref "" when unknown. */
 struct ft_resp {
 	int64_t at_ms;

@@ -567,9 +567,20 @@ static const char *g_policy_path, *g_schema_path;
 
 #define ROUTE_LLM_BATCH_BUDGET_MS 10000 /* then the rules decide the rest of the batch */
 
+/* Dry run (route_dry_run): per pool, the pointer and today's cap counts,
+ * seeded read-only from Redis on first use; owners remembered per lead. */
+struct dry_pool {
+	int seeded;
+	uint64_t pointer;
+	long long *counts; /* per member */
+	char day[16];
+};
+
 struct route_state {
 	struct route_policy *policy;
-	struct llm *llm; /* NULL: rules only */
+	struct llm *llm;      /* NULL: rules only */
+	struct dry_pool *dry; /* NULL: the Redis round robin; else one per pool */
+	json_t *dry_memo;     /* lead id -> owner (dry run) */
 };
 
 static const struct config_entry route_config[] = {
@@ -588,6 +599,93 @@ static const char route_system_prompt[] =
 
 static void route_after_write(struct wl_ctx *ctx, const struct wl_event *ev, size_t n,
                               struct wl_decision *out, const struct wl_write_result *res);
+
+/* A string reply as a number (0 when absent or not a number). */
+static long long get_count(struct redis *r, const char *key)
+{
+	redisReply *rep = r ? redis_cmd(r, "GET %s", key) : NULL;
+	long long v = 0;
+	if (rep && rep->type == REDIS_REPLY_STRING) {
+		char *end;
+		v = strtoll(rep->str, &end, 10);
+		if (*end)
+			v = 0;
+	}
+	if (rep)
+		freeReplyObject(rep);
+	return v;
+}
+
+/*
+ * The dry-run twin of rr_redis: the same pick (route_rr_pick mirrors the
+ * script) over in-memory state seeded by GETs only, so a shadow run or
+ * `sfk decide` answers what the workers would, and writes nothing. A lead the
+ * workers already routed keeps its remembered owner. Redis NULL: from zero.
+ */
+static enum sfk_err rr_dry(struct redis *r, struct route_state *st, const struct route_pool *pool,
+                           const char *lead18, int64_t now_ms, char owner[19])
+{
+	const struct route_policy *p = st->policy;
+	struct dry_pool *d = &st->dry[pool - p->pools];
+	char key[ROUTE_KEY_MAX], day[16];
+	time_t t = (time_t)(now_ms / 1000);
+	struct tm tm;
+	const char *memo = json_string_value(json_object_get(st->dry_memo, lead18));
+
+	owner[0] = '\0';
+	if (memo) {
+		snprintf(owner, 19, "%s", memo);
+		return SFK_OK;
+	}
+	snprintf(key, sizeof key, RKEY_RR "%s:%s:lead:%s", p->version, pool->id, lead18);
+	redisReply *rep = r ? redis_cmd(r, "GET %s", key) : NULL;
+	if (r && !rep)
+		return SFK_ERR_REDIS;
+	if (rep && rep->type == REDIS_REPLY_STRING && rep->len <= 18) {
+		memcpy(owner, rep->str, rep->len);
+		owner[rep->len] = '\0';
+	}
+	if (rep)
+		freeReplyObject(rep);
+	if (owner[0]) {
+		json_object_set_new(st->dry_memo, lead18, json_string(owner));
+		return SFK_OK;
+	}
+	gmtime_r(&t, &tm);
+	strftime(day, sizeof day, "%Y-%m-%d", &tm);
+	if (!d->seeded) {
+		snprintf(key, sizeof key, RKEY_RR "%s:%s", p->version, pool->id);
+		d->pointer = (uint64_t)get_count(r, key);
+		d->counts = xcalloc(pool->nmembers ? pool->nmembers : 1, sizeof *d->counts);
+		d->seeded = 1;
+	}
+	if (strcmp(d->day, day) != 0) { /* a new UTC day: its cap counters */
+		snprintf(d->day, sizeof d->day, "%s", day);
+		for (size_t i = 0; i < pool->nmembers; i++) {
+			snprintf(key, sizeof key, RKEY_RR "%s:%s:cap:%s:%s", p->version, pool->id,
+			         day, pool->members[i].owner_id);
+			d->counts[i] = pool->members[i].daily_cap > 0 ? get_count(r, key) : 0;
+		}
+	}
+	int m = route_rr_pick(pool, &d->pointer, d->counts);
+	if (m >= 0) {
+		snprintf(owner, 19, "%s", pool->members[m].owner_id);
+		json_object_set_new(st->dry_memo, lead18, json_string(owner));
+	}
+	return SFK_OK;
+}
+
+int route_dry_run(struct wl_ctx *ctx)
+{
+	struct route_state *st = ctx ? ctx->state : NULL;
+	if (!st)
+		return -1;
+	if (!st->dry) {
+		st->dry = xcalloc(st->policy->npools + 1, sizeof *st->dry);
+		st->dry_memo = json_object();
+	}
+	return 0;
+}
 
 static int route_init(struct wl_ctx *ctx)
 {
@@ -633,6 +731,10 @@ static void route_fini(struct wl_ctx *ctx)
 {
 	struct route_state *st = ctx->state;
 	if (st) {
+		for (size_t i = 0; st->dry && i < st->policy->npools; i++)
+			free(st->dry[i].counts);
+		free(st->dry);
+		json_decref(st->dry_memo);
 		route_policy_free(st->policy);
 		llm_free(&st->llm);
 		free(st);
@@ -857,7 +959,9 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 			d->action = WL_SKIP;
 			snprintf(d->outcome, sizeof d->outcome, "left_alone");
 		} else if (r.pool) {
-			enum sfk_err rc = rr_redis(ctx->redis, p, r.pool, lead18, now, owner);
+			enum sfk_err rc =
+			        st->dry ? rr_dry(ctx->redis, st, r.pool, lead18, now, owner)
+			                : rr_redis(ctx->redis, p, r.pool, lead18, now, owner);
 			if (rc != SFK_OK) {
 				d->action = WL_RETRY;
 				d->err = rc;

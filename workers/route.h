@@ -99,6 +99,17 @@ int route_rr_pick(const struct route_pool *pool, uint64_t *pointer, long long *c
 /* Fallback queue (when a pool is exhausted): the region's queue, else the global one. */
 const char *route_fallback_queue(const struct route_policy *p, const char *region);
 
+struct wl_ctx;
+/*
+ * Dry run (sfk decide, sfk replay --shadow), after the workload's init():
+ * from then on decide() picks owners with route_rr_pick over in-memory
+ * pointers and cap counts seeded read-only from Redis (GET of
+ * sfk:rr:<version>:<pool>, today's cap counters and the per-lead memo, so a
+ * lead the workers routed keeps its owner) and never writes Redis.
+ * ctx->redis NULL: every pointer starts at 0. Returns 0, or -1 without state.
+ */
+int route_dry_run(struct wl_ctx *ctx);
+
 /* Pool by id (NULL if none), and iteration for tests. */
 size_t route_npools(const struct route_policy *p);
 const struct route_pool *route_pool_at(const struct route_policy *p, size_t i);
