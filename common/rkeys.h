@@ -56,6 +56,28 @@
  *     TTL     SFK_TEMPLATE_SENT_TTL (default 30 d)
  *     owner   workers/template.c; <lead id> is the 18-char id.
  *
+ * sfk:webhook:delivery:<delivery id>  - a webhook delivery (X-Sfk-Delivery), accepted once
+ *     value   "claim:<owner token>" while its batch is being published; "done" after commit
+ *     TTL     claim: WEBHOOK_CLAIM_LEASE_MS (2 min); done: SFK_WEBHOOK_DELIVERY_TTL (24 h)
+ *     owner   bridge/webhook.c. The claim is released (compare-and-delete, Lua) when the
+ *             Kafka transaction did not commit, so the sender's retry works.
+ * sfk:webhook:sig:<hex HMAC>  - the same for the signature: a captured request replayed
+ *             with another delivery id (the id is not signed) is refused too. Same
+ *             values, TTLs and owner; claimed and released together with the delivery key.
+ *
+ * sfk:sla:due  - lead.sla_watch: SLA deadlines, sorted set member = Lead id (18), score = due
+ *     time (epoch ms, the org's clock). Armed by lead.route after an owner write, removed by
+ *     lead.first_touch_detect (first response) or by a claim. No TTL (members leave by claim).
+ * sfk:sla:claimed  - deadlines being escalated: member = Lead id, score = lease expiry (ms);
+ *     a claim whose lease expired (its replica died) is claimed again (Lua, with sfk:sla:due).
+ * sfk:sla:lead:<lead id>  - hash: owner, segment, region, pool, sla (minutes), base (ms),
+ *     attempts (escalations done), version (policy). TTL 35 d.
+ * sfk:sla:ready  - marker: deadlines are complete in this Redis (value: time of the rebuild).
+ *     Missing (a wiped or new Redis) -> one sla_watch replica rebuilds from Salesforce.
+ * sfk:sla:rebuild:lock  - that replica's lock (SET NX PX 120 s).
+ *     owner   workers/sla_watch.c (escalations' idempotency: sfk:idem:lead.sla_watch:<epoch>:
+ *             sla:<lead id>:<escalation>).
+ *
  * "(proposed)": no code writes the key yet; its owner settles the format and
  * updates this entry.
  */
@@ -69,5 +91,13 @@
 #define RKEY_TTFR         "sfk:ttfr:"
 #define RKEY_LEASE_BRIDGE "sfk:lease:bridge"
 #define RKEY_TPL_SENT     "sfk:tpl:sent:"
+/* lead.sla_watch (workers/sla_watch.c) */
+#define RKEY_SLA_DUE          "sfk:sla:due"
+#define RKEY_SLA_CLAIMED      "sfk:sla:claimed"
+#define RKEY_SLA_LEAD         "sfk:sla:lead:"
+#define RKEY_SLA_READY        "sfk:sla:ready"
+#define RKEY_SLA_REBUILD_LOCK "sfk:sla:rebuild:lock"
+#define RKEY_WEBHOOK_DELIVERY "sfk:webhook:delivery:"
+#define RKEY_WEBHOOK_SIG      "sfk:webhook:sig:"
 
 #endif
