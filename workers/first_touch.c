@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "first_touch.h"
+#include "sla_watch.h" /* lead.sla_watch: clear the SLA deadline */
 #include "log.h"
 #include "metrics.h"
 #include "rkeys.h"
@@ -584,6 +585,67 @@ static int needs_email_query(json_t *f)
 	       !json_object_get(f, "CreatedById");
 }
 
+/*
+ * Tasks whose WhoId is a Contact that a Lead was converted into: a Task
+ * created before the conversion (its CreatedDate <= the Contact's, which the
+ * conversion made) was the Lead's and moved with it, so it still answers for
+ * the Lead. Such a Task's record becomes a copy with WhoId = the Lead (kept
+ * alive by own). Tasks created on the Contact afterwards are not responses to
+ * the Lead. Two batched queries, only when the batch has such Tasks.
+ */
+static enum sfk_err converted_tasks(struct wl_ctx *ctx, struct item *it, size_t n, json_t *own,
+                                    struct sf_error *err)
+{
+	json_t *cq = json_object(), *leads = json_array(), *contacts = json_object();
+	json_t *lead_of = json_object(); /* contact -> converted Lead */
+	const char **ids = NULL;
+	size_t nids, k;
+	json_t *row;
+	enum sfk_err rc = SFK_OK;
+	char c[19], l[19];
+
+	for (size_t i = 0; i < n; i++)
+		if (it[i].kind == IT_TASK && id_of(str(it[i].rec, "WhoId"), "Contact", c))
+			add_id(cq, c);
+	if (json_object_size(cq) == 0)
+		goto out;
+	ids = keys_of(cq, &nids);
+	rc = query_ids(ctx, "SELECT Id, ConvertedContactId FROM Lead WHERE ConvertedContactId IN ",
+	               "", ids, nids, leads, NULL, err);
+	if (rc == SFK_OK)
+		rc = query_ids(ctx, "SELECT Id, CreatedDate FROM Contact WHERE Id IN ", "", ids,
+		               nids, NULL, contacts, err);
+	if (rc != SFK_OK)
+		goto out;
+	json_array_foreach(leads, k, row)
+	{
+		if (id_of(str(row, "ConvertedContactId"), "Contact", c) &&
+		    id_of(str(row, "Id"), "Lead", l))
+			json_object_set_new(lead_of, c, json_string(l));
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (it[i].kind != IT_TASK || !id_of(str(it[i].rec, "WhoId"), "Contact", c))
+			continue;
+		const char *lead = str(lead_of, c);
+		int64_t task_at = ft_json_datetime(json_object_get(it[i].rec, "CreatedDate"));
+		int64_t conv_at = ft_json_datetime(
+		        json_object_get(json_object_get(contacts, c), "CreatedDate"));
+		if (!lead || task_at < 0 || conv_at < 0 || task_at > conv_at)
+			continue;
+		json_t *copy = json_copy(it[i].rec);
+		json_object_set_new(copy, "WhoId", json_string(lead));
+		json_array_append_new(own, copy);
+		it[i].rec = copy;
+	}
+out:
+	free(ids);
+	json_decref(lead_of);
+	json_decref(contacts);
+	json_decref(leads);
+	json_decref(cq);
+	return rc;
+}
+
 static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, size_t n,
                               struct wl_decision *out)
 {
@@ -749,6 +811,11 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 			json_object_set_new(incoming, act, json_true());
 	}
 	json_decref(act_rows);
+	if (rc != SFK_OK)
+		goto out;
+
+	/* 2e. Tasks that moved to a Contact when their Lead was converted */
+	rc = converted_tasks(ctx, it, n, own, &err);
 	if (rc != SFK_OK)
 		goto out;
 
@@ -1033,6 +1100,13 @@ static void ft_after_write(struct wl_ctx *ctx, const struct wl_event *ev, size_t
 	}
 	if (m == 0 || !ctx->redis)
 		goto out;
+	/* lead.sla_watch: a written first response ends the Lead's SLA deadline
+	 * (sla_clear is weak: absent in unit tests that build this file alone) */
+	for (size_t k = 0; k < m; k++) {
+		const char *lead = json_string_value(json_object_get(out[idx[k]].write, "id"));
+		if (lead && sla_clear && sla_clear(ctx->redis, &lead, 1) != SFK_OK)
+			log_warn("first_touch: SLA deadline not cleared lead=%s", lead);
+	}
 	rep = xcalloc(m, sizeof(*rep));
 	if (redis_pipe_exec(ctx->redis, pipe, REDIS_RETRY, rep) != SFK_OK)
 		goto out; /* the write stands; a later response re-checks anyway */

@@ -28,6 +28,7 @@
 #define LOOP_BACKOFF_MAX_MS 2000
 #define LOOP_DLQ_MSG_MAX    WL_ERRMSG_MAX
 #define LOOP_KEY_MAX        256 /* Kafka key kept for the workload (Lead id); longer: none */
+#define LOOP_IDEM_KEY_MAX   512 /* event id [+ "|retry:" + sfk.retry_of] */
 
 enum item_state {
 	ST_PENDING = 0, /* claimed / being processed */
@@ -41,6 +42,9 @@ struct item {
 	json_t *env;
 	struct wl_event ev;
 	char key[LOOP_KEY_MAX];
+	/* Idempotency key: the event id, or for a letter sent back by `sfk dlq
+	 * retry` the event id + its sfk.retry_of (the first pass is done). */
+	char idem_key[LOOP_IDEM_KEY_MAX];
 	enum item_state st;
 	int parsed;
 	int claimed;
@@ -51,6 +55,8 @@ struct item {
 	int attempts;
 	int dec; /* index into the decisions, -1 if none */
 };
+
+static int idem_key_of(const rd_kafka_message_t *m, const char *event_id, char *out, size_t size);
 
 struct loop {
 	struct loop_conf c;
@@ -279,8 +285,37 @@ static void parse_items(struct loop *l)
 		it->ev.partition = m->partition;
 		it->ev.offset = m->offset;
 		it->ev.key = it->key[0] ? it->key : NULL;
+		if (idem_key_of(m, it->ev.event_id, it->idem_key, sizeof it->idem_key) < 0) {
+			it->dlq = 1;
+			item_fail(
+			        it, SFK_ERR_PARSE, "parse",
+			        "event_id or sfk.retry_of header too long for an idempotency key");
+			continue;
+		}
 		it->parsed = 1;
 	}
+}
+
+/*
+ * The idempotency key of a message. A dead letter's event id is marked done
+ * (its failure was final); `sfk dlq retry` sends it back with sfk.retry_of =
+ * "<dlq topic>/<partition>/<offset>", which makes a new key: the retry is
+ * decided again, and the same letter retried twice is still applied once.
+ */
+static int idem_key_of(const rd_kafka_message_t *m, const char *event_id, char *out, size_t size)
+{
+	rd_kafka_headers_t *hdrs = NULL;
+	const void *v = NULL;
+	size_t vlen = 0;
+	int n;
+	if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    rd_kafka_header_get_last(hdrs, "sfk.retry_of", &v, &vlen) ==
+	            RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    v && vlen > 0 && vlen < size)
+		n = snprintf(out, size, "%s|retry:%.*s", event_id, (int)vlen, (const char *)v);
+	else
+		n = snprintf(out, size, "%s", event_id);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
 /* Defer every claimed item after index i on the same partition (order per lead). */
@@ -291,7 +326,7 @@ static void defer_after(struct loop *l, size_t i)
 		if (it->msg->partition != l->items[i].msg->partition || it->st == ST_DROPPED)
 			continue;
 		if (it->claimed) {
-			idem_release(l->idem, it->ev.event_id);
+			idem_release(l->idem, it->idem_key);
 			it->claimed = 0;
 		}
 		if (it->st == ST_PENDING)
@@ -308,7 +343,7 @@ static void claim_items(struct loop *l)
 
 	for (size_t i = 0; i < l->nitems; i++)
 		if (l->items[i].parsed && l->items[i].st == ST_PENDING) {
-			ids[n] = l->items[i].ev.event_id;
+			ids[n] = l->items[i].idem_key;
 			idx[n++] = i;
 		}
 	if (n == 0)
@@ -700,9 +735,9 @@ static void process_batch(struct loop *l)
 		if (!it->claimed)
 			continue;
 		if (it->st == ST_DONE)
-			ids[nids++] = it->ev.event_id;
+			ids[nids++] = it->idem_key;
 		else if (it->st != ST_DROPPED)
-			idem_release(l->idem, it->ev.event_id);
+			idem_release(l->idem, it->idem_key);
 	}
 	if (nids > 0 && idem_complete_batch(l->idem, nids, ids, cres) != SFK_OK) {
 		/* The effects are applied; a redelivery decides again (workloads
