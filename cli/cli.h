@@ -33,6 +33,8 @@ int cmd_doctor(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_decide(int argc, char **argv);
+int cmd_backfill(int argc, char **argv);
 
 /* Shared settings, as config table entries (dest: const char ** / bool *). */
 #define CLI_ENTRY_BOOTSTRAP(d_)                                                                    \

@@ -8,13 +8,19 @@
 #include "cli.h"
 #include "log.h"
 
+int cmd_notify(int argc, char **argv); /* notify.c */
+
 static const struct cli_cmd cmds[] = {
         {"topics", "create|describe the Kafka topics (DESIGN.md section 3)", cmd_topics},
-        {"policy", "check FILE: validate a routing/templates/workloads policy", cmd_policy},
+        {"policy", "check FILE | diff --old A --new B: validate, or what-if", cmd_policy},
         {"doctor", "check the whole set-up, one line per check with its fix", cmd_doctor},
         {"dlq", "list|show|retry dead letters of a workload", cmd_dlq},
-        {"replay", "--reset: move a stopped workload group back to a time", cmd_replay},
+        {"replay", "--reset a stopped group to a time, or --shadow decisions", cmd_replay},
         {"report", "flywheel metrics: dashboard JSON, CSVs and an HTML report", cmd_report},
+        {"notify", "test --target NAME: send a test notification, print the HTTP status",
+         cmd_notify},
+        {"decide", "one workload's decision for one Lead (--apply writes it)", cmd_decide},
+        {"backfill", "history from Salesforce through the bridge's fan-out", cmd_backfill},
 };
 #define NCMDS (sizeof cmds / sizeof cmds[0])
 
