@@ -33,6 +33,7 @@
 #include "rkeys.h"
 #include "route.h"
 #include "sfid.h"
+#include "sla_watch.h" /* lead.sla_watch: clear the SLA deadline */
 #include "soql_build.h"
 #include "xmem.h"
 

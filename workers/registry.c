@@ -9,12 +9,14 @@
 extern const struct workload_ops route_ops;
 extern const struct workload_ops first_touch_ops;
 extern const struct workload_ops template_ops;
+extern const struct workload_ops sla_watch_ops; /* lead.sla_watch */
 extern const struct workload_ops notify_ops;
 
 const struct workload_ops *const workload_registry[] = {
         &route_ops,
         &first_touch_ops,
         &template_ops,
+        &sla_watch_ops,
         &notify_ops,
         NULL,
 };

@@ -3,6 +3,7 @@
  * and the workload ops (see route.h, workers/README.md).
  */
 #include "route.h"
+#include "sla_watch.h" /* lead.sla_watch: arm the SLA deadline */
 
 #include <ctype.h>
 #include <stdio.h>
@@ -561,6 +562,14 @@ static enum sfk_err rr_redis(struct redis *r, const struct route_policy *p,
 	return rc;
 }
 
+/* lead.sla_watch (sla_watch.h): the round robin for an escalation, memoized per attempt. */
+enum sfk_err route_rr_next(struct redis *r, const struct route_policy *p,
+                           const struct route_pool *pool, const char *memo_id, int64_t now_ms,
+                           char owner[19])
+{
+	return rr_redis(r, p, pool, memo_id, now_ms, owner);
+}
+
 /* ---- workload ------------------------------------------------------------ */
 
 static const char *g_policy_path, *g_schema_path;
@@ -1058,6 +1067,8 @@ static void route_after_write(struct wl_ctx *ctx, const struct wl_event *ev, siz
 		seg = json_string_value(json_object_get(out[i].decision, "segment"));
 		reg = json_string_value(json_object_get(out[i].decision, "region"));
 		metric_add(routed, 1, seg ? seg : "none", reg ? reg : "none");
+		if (sla_arm_routed) /* lead.sla_watch (weak: absent in unit tests) */
+			sla_arm_routed(ctx, out[i].decision, out[i].write);
 		metric_observe(lat, json_number_value(json_object_get(
 		                            out[i].write, "Assignment_Latency_Minutes__c")) *
 		                            60.0);
