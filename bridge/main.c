@@ -10,6 +10,7 @@
  * the loop sees the flag), flush and close the producer, then the rest.
  */
 #include <curl/curl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include "sf_auth.h"
 #include "sf_rest.h"
 #include "sf_token.h"
+#include "webhook.h"
 #include "xmem.h"
 
 #ifndef SFK_VERSION
@@ -57,6 +59,11 @@ static const char *g_login_url, *g_token_url, *g_sf_client_id, *g_username, *g_k
         *g_prefix, *g_channels, *g_policy, *g_policy_schema, *g_txn_id, *g_start, *g_on_invalid,
         *g_log_level, *g_lease_key;
 static long long g_max_event_bytes, g_stall_grace_ms, g_lease_ttl_ms;
+/* Inbound webhooks (webhook.h) publish from their own thread: every
+ * transaction on the producer (publish_batch, publish_snapshot) runs under
+ * g_publish_lock. */
+static struct webhook_settings g_webhook;
+static pthread_mutex_t g_publish_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const start_values[] = {"latest", "earliest", NULL};
 static const char *const invalid_values[] = {"fail", "latest", "earliest", NULL};
@@ -80,6 +87,7 @@ static void validate(struct config *c, void *ctx)
 {
 	(void)ctx;
 	char err[4096];
+	webhook_config_check(c, &g_webhook, g_redis_url);
 	if (!g_policy || !g_policy_schema || !g_prefix)
 		return; /* already reported as missing */
 	struct fanout *f = fanout_load(g_policy, g_policy_schema, g_prefix, err, sizeof err);
@@ -148,6 +156,7 @@ static const struct config_entry table[] = {
          .dest = &g_lease_ttl_ms, .min = 1000, .max = 600000},
         {"lease-key", "SFK_BRIDGE_LEASE_KEY", CONFIG_STRING, LEASE_KEY, CONFIG_REQUIRED,
          "Redis key of the leadership lease (one per bridge deployment)", .dest = &g_lease_key},
+        WEBHOOK_CONFIG_ENTRIES(&g_webhook),
         {"log-level", "LOG_LEVEL", CONFIG_ENUM, "info", 0, "Minimum log level",
          .dest = &g_log_level, .allowed = level_values},
 };
@@ -164,6 +173,7 @@ struct bridge {
 	struct cometd *cometd;
 	struct admin *admin;
 	struct lease *lease;
+	struct webhook *webhook;
 	char *channels[BRIDGE_MAX_CHANNELS];
 	size_t nchannels;
 	int64_t fallback[BRIDGE_MAX_CHANNELS]; /* replay id without a checkpoint */
@@ -214,7 +224,9 @@ static enum sfk_err on_batch(void *ctx, json_t *messages)
 	struct bridge *b = ctx;
 	struct publish_stats st;
 	char err[1024];
+	pthread_mutex_lock(&g_publish_lock);
 	enum sfk_err rc = publish_batch(b->pub, messages, &st, err, sizeof err);
+	pthread_mutex_unlock(&g_publish_lock);
 	metric_add(b->m_batches, 1, rc == SFK_OK ? "committed" : "aborted");
 	if (rc != SFK_OK) {
 		log_error("batch not committed error=%s class=%s reason=%s", sfk_err_str(rc),
@@ -451,6 +463,14 @@ static int run(struct bridge *b)
 	}
 	log_info("checkpoints loaded count=%zu", found);
 
+	if (g_webhook.listen) {
+		struct webhook_conf wc = {&g_webhook, g_redis_url, b->pub, &g_publish_lock};
+		if (!(b->webhook = webhook_start(&wc, err, sizeof err))) {
+			log_error("webhook listener error=%s", err);
+			return 1;
+		}
+	}
+
 	/* The CometD URL is on the instance the token names. */
 	char tok[COMETD_TOKEN_MAX];
 	while ((e = token_get(b, 0, tok, sizeof tok, err, sizeof err)) != SFK_OK) {
@@ -498,7 +518,8 @@ static int run(struct bridge *b)
 static void shutdown_bridge(struct bridge *b)
 {
 	atomic_store(&g_cometd, NULL);
-	cometd_free(&b->cometd); /* disconnect: stop fetching first */
+	webhook_free(&b->webhook); /* stop accepting batches first */
+	cometd_free(&b->cometd);   /* disconnect: stop fetching first */
 	kafka_producer_destroy(&b->producer);
 	lease_free(&b->lease); /* after the last commit: a standby may take over */
 	publish_free(&b->pub);
