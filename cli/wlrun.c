@@ -147,17 +147,17 @@ struct wlrun *wlrun_new(struct config *cfg, const char *workload, const char *to
 			goto fail;
 		}
 	}
-	if (!w->ops) { /* Salesforce (and Redis) clients only */
-		*status = 0;
-		return w;
-	}
-	w->ctx.workload_id = w->ops->id;
 	w->ctx.client_id = g_client_id;
 	w->ctx.topic_prefix = topic_prefix;
 	w->ctx.cfg = cfg;
 	w->ctx.sf = w->rest;
 	w->ctx.redis = w->redis;
 	w->ctx.now_ms = wall_ms;
+	if (!w->ops) { /* Salesforce (and Redis) clients only */
+		*status = 0;
+		return w;
+	}
+	w->ctx.workload_id = w->ops->id;
 	if (w->ops->init) {
 		int rc = w->ops->init(&w->ctx);
 		if (rc != 0) {

@@ -36,7 +36,6 @@ VER="9.$$.$RANDOM"
 POLICY=$WORK/routing_policy.json
 jq --arg v "$VER" '.version = $v' policies/routing_policy.json >"$POLICY"
 export SFK_ROUTING_POLICY=$POLICY SFK_ROUTING_POLICY_SCHEMA=$SFK_SOURCE_DIR/schemas/routing_policy.schema.json
-export SFK_TEMPLATES_POLICY=${SFK_TEMPLATES_POLICY:-$SFK_SOURCE_DIR/policies/templates.json}
 
 ctl() {
 	curl -sS --fail --cacert "$SF_CA_FILE" -H 'Content-Type: application/json' \
