@@ -402,10 +402,24 @@ json_t *webhook_parse_body(const char *body, size_t len, const char *delivery, i
 		struct normalize_result r;
 		char err[WEBHOOK_REASON_MAX - 32];
 		enum sfk_err rc = normalize_message(&o, msg, &r, err, sizeof err);
+		/* Gap events would re-fetch over REST, GAP_OVERFLOW would queue an
+		 * entity resync: both are the CometD loop's (its REST client and
+		 * job queue are not shared with this thread), and a sender has the
+		 * data anyway. */
+		int gap = rc == SFK_OK && strncmp(r.change_type, "GAP_", 4) == 0;
+		int resync = rc == SFK_OK && r.action == NORMALIZE_RESYNC;
 		normalize_result_free(&r);
 		if (rc != SFK_OK) {
 			json_decref(msg);
 			reject(why, 400, "bad_request", "$.events[%zu]: %s", i, err);
+			goto fail;
+		}
+		if (gap || resync) {
+			json_decref(msg);
+			reject(why, 400, "bad_request",
+			       "$.events[%zu]: %s events are not accepted by webhook (send the "
+			       "record's data as CREATE/UPDATE/DELETE/UNDELETE)",
+			       i, gap ? "GAP_*" : "wildcard record id");
 			goto fail;
 		}
 		json_array_append_new(out, msg);

@@ -371,6 +371,21 @@ static void test_body_refusals(void **state)
 	        "\"event\":{\"replayId\":1}}}]",
 	        "$.events[0]: $.data.payload.ChangeEventHeader.commitNumber: expected an integer");
 
+	/* Gap events and wildcard ids (REST re-fetch, entity resync) are the
+	 * CometD loop's. */
+	expect_400("[{\"data\":{\"schema\":\"x\",\"payload\":{\"ChangeEventHeader\":{"
+	           "\"entityName\":\"Lead\",\"changeType\":\"GAP_CREATE\",\"recordIds\":[\"" LEAD
+	           "\"],\"commitTimestamp\":1,\"commitNumber\":1,\"transactionKey\":\"t\","
+	           "\"sequenceNumber\":1,\"changeOrigin\":\"\",\"changedFields\":[]}},"
+	           "\"event\":{\"replayId\":1}}}]",
+	           "$.events[0]: GAP_* events are not accepted");
+	expect_400("[{\"schema\":\"x\",\"payload\":{\"ChangeEventHeader\":{"
+	           "\"entityName\":\"Lead\",\"changeType\":\"UPDATE\",\"recordIds\":[\"00Q*\"],"
+	           "\"commitTimestamp\":1,\"commitNumber\":1,\"transactionKey\":\"t\","
+	           "\"sequenceNumber\":1,\"changeOrigin\":\"\",\"changedFields\":[]}},"
+	           "\"event\":{\"replayId\":1}}]",
+	           "$.events[0]: wildcard record id");
+
 	/* Too many events. */
 	size_t n = WEBHOOK_MAX_EVENTS + 1, len = 3 * n + 3;
 	char *many = malloc(len);
