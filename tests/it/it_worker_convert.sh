@@ -16,64 +16,16 @@
 # Starts its own sfk-sim and Redis (it counts writes per record and changes
 # the sim's permissions); uses the shared broker with per-run topic names.
 set -euo pipefail
-
-: "${SFK_BIN_DIR:?SFK_BIN_DIR must point at the bin directory of the build}"
-: "${SFK_SOURCE_DIR:?SFK_SOURCE_DIR must point at the repository}"
 NAME=it_worker_convert
-WORK=$(mktemp -d)
-PIDS=()
-STACK=
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	if [ -n "$STACK" ]; then
-		SFK_STACK_DIR=$STACK "$SFK_SOURCE_DIR/tests/stack/down" >/dev/null 2>&1 || true
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "$NAME: FAIL: $*" >&2
-	local f
-	for f in "$WORK"/*.log; do
-		[ -s "$f" ] && grep -v '"level":"info"' "$f" | tail -8 | sed "s|^|  $(basename "$f"): |" >&2
-	done
-	exit 1
-}
-pass() { echo "ok   $*"; }
-
-for b in sfk-bridge sfk-worker sfk-sim sfk; do
-	[ -x "$SFK_BIN_DIR/$b" ] || fail "$SFK_BIN_DIR/$b not built"
-done
-for c in kcat jq curl; do command -v $c >/dev/null || fail "$c not installed"; done
-[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ] ||
-	fail "KAFKA_BOOTSTRAP_SERVERS is not set: run eval \"\$(tests/stack/up --kafka real --sim)\" first"
-
-BROKERS=$KAFKA_BOOTSTRAP_SERVERS
-eval "$("$SFK_SOURCE_DIR/tests/stack/up" --sim --kafka none)" || fail "tests/stack/up --sim failed"
-STACK=$SFK_STACK_DIR
-export KAFKA_BOOTSTRAP_SERVERS=$BROKERS
-
-P="itconv$$r$RANDOM."
-export SFK_TOPIC_PREFIX=$P SFK_BRIDGE_TRANSACTIONAL_ID="${P}bridge" SFK_ADMIN_ADDR=127.0.0.1:0
-export SFK_WORKLOADS_POLICY="$SFK_SOURCE_DIR/policies/workloads.json"
-export SFK_WORKLOADS_SCHEMA="$SFK_SOURCE_DIR/schemas/workloads.schema.json"
-export SFK_CLIENT_ID=sfk-kpis SFK_BRIDGE_START_FROM=latest SFK_BRIDGE_LEASE_KEY="sfk:lease:${P}bridge"
-export SFK_ROUTING_POLICY="$SFK_SOURCE_DIR/policies/routing_policy.json"
-export SFK_ROUTING_POLICY_SCHEMA="$SFK_SOURCE_DIR/schemas/routing_policy.schema.json"
-export KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS=1000 SFK_BATCH_WAIT=100ms
+. "$SFK_SOURCE_DIR/tests/it/lib/pipeline.sh"
+it_require sfk-bridge sfk-worker sfk-sim sfk -- kcat jq curl
+it_need_kafka
+it_private_sim
+it_pipeline_env itconv
 WL=lead.first_touch_detect
 TOPIC="${P}wl.$WL"
 DLQ="${P}dlq.$WL"
 
-ctl() { # ctl METHOD PATH [JSON]: the sim's control API
-	curl -sS --fail --cacert "$SF_CA_FILE" -H 'Content-Type: application/json' \
-		-X "$1" ${3:+-d "$3"} "$SF_SIM_URL$2"
-}
 field() { # field TYPE ID FIELD: one field of a record, "null" when unset
 	ctl GET "/sim/records/$1/$2" | jq -r --arg f "$3" '.[$f] // "null"'
 }
@@ -82,38 +34,16 @@ writes() { # API writes of a record id (GET /sim/stats)
 }
 count() { kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -C -t "$1" -e -q -X isolation.level=read_committed \
 	-f '%o\n' 2>/dev/null | grep -c . || true; }
-start() { # start LOGNAME CMD...
-	local log=$1
-	shift
-	"$@" 2>"$WORK/$log.log" &
-	PIDS+=($!)
-}
-admin_port() {
-	sed -n 's/.*"msg":"admin listening".*"port":\([0-9]*\).*/\1/p' "$WORK/$1.log" | head -1
-}
 decided() { # decided OUTCOME: sfk_decisions_total of the worker for one outcome
 	curl -sf "http://127.0.0.1:$(admin_port w)/metrics" |
 		awk -v o="outcome=\"$1\"" '/^sfk_decisions_total\{/ && index($0, o) {s += $2} END {print s + 0}'
-}
-until_true() { # until_true SECONDS WHAT CMD...: poll CMD until it succeeds
-	local deadline=$((SECONDS + $1)) what=$2
-	shift 2
-	until "$@"; do
-		[ $SECONDS -lt $deadline ] || fail "timed out waiting for $what"
-		for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || fail "a process exited"; done
-		sleep 0.2
-	done
 }
 new() { # new TYPE JSON: create as the UI user, print the id
 	ctl POST "/sim/records/$1" "$2" | jq -r .id
 }
 
 start bridge "$SFK_BIN_DIR/sfk-bridge"
-deadline=$((SECONDS + 30))
-until [ "$(grep -c '"msg":"cometd subscribed"' "$WORK/bridge.log" || true)" -ge 3 ]; do
-	[ $SECONDS -lt $deadline ] || fail "bridge not subscribed to the 3 channels"
-	sleep 0.1
-done
+bridge_subscribed 3 30
 
 A=$(new Lead '{"LastName":"Alpha","Company":"Alpha Co","Country":"US","NumberOfEmployees":40}')
 B=$(new Lead '{"LastName":"Bravo","Company":"Bravo Co","Country":"US","NumberOfEmployees":40}')

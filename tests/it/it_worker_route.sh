@@ -11,63 +11,19 @@
 # Needs KAFKA_BOOTSTRAP_SERVERS (the shared broker; topics get a per-run
 # prefix). Starts its OWN sfk-sim and Redis (it counts writes per record).
 set -euo pipefail
-
-: "${SFK_BIN_DIR:?SFK_BIN_DIR must point at the bin directory of the build}"
-: "${SFK_SOURCE_DIR:?SFK_SOURCE_DIR must point at the repository}"
+NAME=it_worker_route
+IT_KILL=9 # no graceful stop needed
+. "$SFK_SOURCE_DIR/tests/it/lib/pipeline.sh"
 WORKER="$SFK_BIN_DIR/sfk-worker"
 BRIDGE="$SFK_BIN_DIR/sfk-bridge"
 POLICY="$SFK_SOURCE_DIR/policies/routing_policy.json"
-WORK=$(mktemp -d)
-PIDS=()
-PRIV_STACK=
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	[ -n "$PRIV_STACK" ] && "$SFK_SOURCE_DIR/tests/stack/down" "$PRIV_STACK" >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "it_worker_route: FAIL: $*" >&2
-	local f
-	for f in "$WORK"/*.log; do
-		[ -s "$f" ] && grep -v '"level":"debug"' "$f" | tail -8 | sed "s|^|  $(basename "$f"): |" >&2
-	done
-	exit 1
-}
-pass() { echo "ok   $*"; }
-
-[ -x "$WORKER" ] || fail "$WORKER not built"
-[ -x "$BRIDGE" ] || fail "$BRIDGE not built"
-[ -x "$SFK_BIN_DIR/sfk-sim" ] || fail "$SFK_BIN_DIR/sfk-sim not built"
-command -v kcat >/dev/null || fail "kcat not installed"
-command -v jq >/dev/null || fail "jq not installed"
+it_require sfk-bridge sfk-worker sfk-sim -- kcat jq curl
 python3 -c 'import jsonschema' 2>/dev/null || fail "python3 jsonschema not installed"
-[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ] ||
-	fail "KAFKA_BOOTSTRAP_SERVERS is not set: run eval \"\$(tests/stack/up --kafka real --sim)\" first"
-BROKERS=$KAFKA_BOOTSTRAP_SERVERS
-
 # A private sim + Redis (default seed: the ids in policies/routing_policy.json).
-env_out=$("$SFK_SOURCE_DIR/tests/stack/up" --sim --kafka none) || fail "private stack did not start"
-eval "$env_out"
-PRIV_STACK=$SFK_STACK_DIR
-export KAFKA_BOOTSTRAP_SERVERS=$BROKERS
+it_need_kafka
+it_private_sim
+it_pipeline_env itwr
 
-P="itwr$$r$RANDOM."
-export SFK_TOPIC_PREFIX=$P SFK_ADMIN_ADDR=127.0.0.1:0 SFK_CLIENT_ID=sfk-kpis
-export SFK_BRIDGE_TRANSACTIONAL_ID="${P}bridge" SFK_BRIDGE_START_FROM=latest
-export SFK_WORKLOADS_POLICY="$SFK_SOURCE_DIR/policies/workloads.json"
-export SFK_WORKLOADS_SCHEMA="$SFK_SOURCE_DIR/schemas/workloads.schema.json"
-export SFK_ROUTING_POLICY="$POLICY"
-export SFK_ROUTING_POLICY_SCHEMA="$SFK_SOURCE_DIR/schemas/routing_policy.schema.json"
-
-ctl() { # ctl METHOD PATH [JSON]: the sim's control API
-	curl -sS --fail --cacert "$SF_CA_FILE" -H 'Content-Type: application/json' \
-		-X "$1" ${3:+-d "$3"} "$SF_SIM_URL$2"
-}
 topic() { # topic SUFFIX: "key<TAB>headers<TAB>value" lines (read_committed)
 	kcat -b "$BROKERS" -C -t "$P$1" -o beginning -e -q \
 		-X isolation.level=read_committed -f '%k\t%h\t%s\n' 2>/dev/null || true

@@ -16,85 +16,20 @@
 # Needs KAFKA_BOOTSTRAP_SERVERS (the shared broker); starts its own sfk-sim
 # and Redis because it asserts exact API call counts.
 set -euo pipefail
-
-: "${SFK_BIN_DIR:?SFK_BIN_DIR must point at the bin directory of the build}"
-: "${SFK_SOURCE_DIR:?SFK_SOURCE_DIR must point at the repository}"
 NAME=it_worker_template
-WORK=$(mktemp -d)
-PIDS=()
-STACK=
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	if [ -n "$STACK" ]; then
-		SFK_STACK_DIR=$STACK "$SFK_SOURCE_DIR/tests/stack/down" >/dev/null 2>&1 || true
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "$NAME: FAIL: $*" >&2
-	[ -z "${SFK_IT_KEEP:-}" ] || cp -r "$WORK" "$SFK_IT_KEEP"
-	local f
-	for f in "$WORK"/*.log; do
-		[ -s "$f" ] && grep -v '"level":"info"' "$f" | tail -8 | sed "s|^|  $(basename "$f"): |" >&2
-	done
-	exit 1
-}
-pass() { echo "ok   $*"; }
-
-for b in sfk-bridge sfk-worker sfk-sim; do
-	[ -x "$SFK_BIN_DIR/$b" ] || fail "$SFK_BIN_DIR/$b not built"
-done
-for c in kcat jq curl; do command -v $c >/dev/null || fail "$c not installed"; done
-[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ] ||
-	fail "KAFKA_BOOTSTRAP_SERVERS is not set: run eval \"\$(tests/stack/up --kafka real --sim)\" first"
-
-BROKERS=$KAFKA_BOOTSTRAP_SERVERS
-eval "$("$SFK_SOURCE_DIR/tests/stack/up" --sim --kafka none)" || fail "tests/stack/up --sim failed"
-STACK=$SFK_STACK_DIR
-export KAFKA_BOOTSTRAP_SERVERS=$BROKERS
-
-P="ittpl$$r$RANDOM."
-export SFK_TOPIC_PREFIX=$P SFK_BRIDGE_TRANSACTIONAL_ID="${P}bridge" SFK_ADMIN_ADDR=127.0.0.1:0
-export SFK_WORKLOADS_POLICY="$SFK_SOURCE_DIR/policies/workloads.json"
-export SFK_WORKLOADS_SCHEMA="$SFK_SOURCE_DIR/schemas/workloads.schema.json"
-export SFK_TEMPLATE_POLICY="$SFK_SOURCE_DIR/policies/templates.json"
-export SFK_TEMPLATE_SCHEMA="$SFK_SOURCE_DIR/schemas/templates.schema.json"
-export SFK_CLIENT_ID=sfk-kpis SFK_BRIDGE_START_FROM=latest SFK_BRIDGE_LEASE_KEY="sfk:lease:${P}bridge"
-export KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS=1000 SFK_BATCH_WAIT=100ms
+. "$SFK_SOURCE_DIR/tests/it/lib/pipeline.sh"
+it_require sfk-bridge sfk-worker sfk-sim -- kcat jq curl
+it_need_kafka
+it_private_sim
+it_pipeline_env ittpl
 TOPIC="${P}wl.outreach.template_suggest"
 W=outreach.template_suggest
 
-ctl() { # ctl METHOD PATH [JSON]: the sim's control API
-	curl -sS --fail --cacert "$SF_CA_FILE" -H 'Content-Type: application/json' \
-		-X "$1" ${3:+-d "$3"} "$SF_SIM_URL$2"
-}
 consume() { # consume TOPIC: committed records, key<TAB>value
 	kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -C -t "$1" -o beginning -e -q \
 		-X isolation.level=read_committed -f '%k\t%s\n' 2>/dev/null || true
 }
 count() { consume "$1" | grep -c . || true; }
-wait_log() { # wait_log FILE REGEX SECONDS
-	local deadline=$((SECONDS + $3))
-	until grep -Eq -- "$2" "$1" 2>/dev/null; do
-		[ $SECONDS -lt $deadline ] || return 1
-		sleep 0.1
-	done
-}
-start() { # start LOGNAME CMD...
-	local log=$1
-	shift
-	"$@" 2>"$WORK/$log.log" &
-	PIDS+=($!)
-}
-admin_port() {
-	sed -n 's/.*"msg":"admin listening".*"port":\([0-9]*\).*/\1/p' "$WORK/$1.log" | head -1
-}
 decisions() { # every decision of the worker so far (not retries)
 	curl -sf "http://127.0.0.1:$(admin_port w1)/metrics" |
 		awk '/^sfk_decisions_total\{/ && !/outcome="retry"/ {s += $2} END {printf "%d\n", s}'
