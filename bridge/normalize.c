@@ -87,6 +87,30 @@ static int valid_record_id(const char *s)
 	return 1;
 }
 
+/* Longer than max characters (UTF-8 code points, as JSON Schema's
+ * maxLength counts)? The envelope's string fields have schema caps; values
+ * over them are refused here (found by fuzzing) instead of reaching a
+ * consumer as an envelope that breaks event.schema.json. */
+static int too_long(const char *s, size_t max)
+{
+	size_t chars = 0;
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xC0) != 0x80 && ++chars > max)
+			return 1;
+	return 0;
+}
+
+/* errstr "<path>.<name>: longer than <max> characters" and SFK_ERR_PARSE
+ * when s is over its cap, else SFK_OK. */
+static enum sfk_err check_len(const char *s, size_t max, const char *path, const char *name,
+                              char *errstr, size_t errlen)
+{
+	if (!too_long(s, max))
+		return SFK_OK;
+	snprintf(errstr, errlen, "%s.%s: longer than %zu characters", path, name, max);
+	return SFK_ERR_PARSE;
+}
+
 /* "001*": a wildcard for "every record of the key prefix" (field-type
  * conversions). Only a resync can honour it. */
 static int is_wildcard_id(const char *s)
@@ -240,6 +264,8 @@ static enum sfk_err parse_header(json_t *data, const char *dpath, struct hdr *h,
 	h->commit_number = json_integer_value(v);
 	NEED(v, "transactionKey", JSON_STRING);
 	h->txkey = json_string_value(v);
+	if (check_len(h->txkey, 255, hpath, "transactionKey", errstr, errlen) != SFK_OK)
+		return SFK_ERR_PARSE;
 	NEED(v, "sequenceNumber", JSON_INTEGER);
 	h->seq = json_integer_value(v);
 	if (h->seq < 0) {
@@ -248,6 +274,8 @@ static enum sfk_err parse_header(json_t *data, const char *dpath, struct hdr *h,
 	}
 	NEED(v, "changeOrigin", JSON_STRING);
 	h->origin = json_string_value(v);
+	if (check_len(h->origin, 1024, hpath, "changeOrigin", errstr, errlen) != SFK_OK)
+		return SFK_ERR_PARSE;
 	NEED(h->changed_fields, "changedFields", JSON_ARRAY);
 #undef NEED
 	json_array_foreach(h->changed_fields, k, v)
@@ -255,6 +283,11 @@ static enum sfk_err parse_header(json_t *data, const char *dpath, struct hdr *h,
 		if (!json_is_string(v)) {
 			snprintf(errstr, errlen, "%s.changedFields[%zu]: expected a string, got %s",
 			         hpath, k, type_name(v));
+			return SFK_ERR_PARSE;
+		}
+		if (too_long(json_string_value(v), 255)) {
+			snprintf(errstr, errlen,
+			         "%s.changedFields[%zu]: longer than 255 characters", hpath, k);
 			return SFK_ERR_PARSE;
 		}
 	}
@@ -267,6 +300,14 @@ static enum sfk_err parse_header(json_t *data, const char *dpath, struct hdr *h,
 			return SFK_ERR_PARSE;
 		}
 		h->commit_user = json_string_value(v);
+		/* Found by fuzzing: a longer value made an envelope that breaks
+		 * event.schema.json (commit_user maxLength 18) downstream. */
+		if (h->commit_user[0] && !valid_record_id(h->commit_user)) {
+			snprintf(errstr, errlen,
+			         "%s.commitUser: not a Salesforce id (15 or 18 letters/digits)",
+			         hpath);
+			return SFK_ERR_PARSE;
+		}
 	}
 	return SFK_OK;
 }
@@ -316,12 +357,19 @@ enum sfk_err normalize_message(const struct normalize_opts *o, json_t *msg,
 			         type_name(chan));
 			return SFK_ERR_PARSE;
 		}
+		if (chan && check_len(json_string_value(chan), 255, "$", "channel", errstr,
+		                      errlen) != SFK_OK)
+			return SFK_ERR_PARSE;
 	} else {
 		data = msg; /* bare data object, as EMP-Connector prints it */
 		dpath = "$";
 	}
 	if ((rc = parse_header(data, dpath, &h, errstr, errlen)) != SFK_OK)
 		return rc;
+	if (json_is_string(json_object_get(data, "schema")) &&
+	    check_len(json_string_value(json_object_get(data, "schema")), 255, dpath, "schema",
+	              errstr, errlen) != SFK_OK)
+		return SFK_ERR_PARSE;
 
 	snprintf(out->entity, sizeof out->entity, "%s", h.entity);
 	snprintf(out->change_type, sizeof out->change_type, "%s", h.change_type);
