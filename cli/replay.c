@@ -7,6 +7,9 @@
  * running worker would overwrite the offsets with its next commit. The new
  * offsets are written with AlterConsumerGroupOffsets.
  *
+ * --shadow (shadow.c) re-runs the workload's decisions over [--from, --to)
+ * without a consumer group and without writing anywhere.
+ *
  * Records already applied are skipped by the workers' idempotency keys
  * (sfk:idem:<workload>:<epoch>:<event id>); to apply them again, run the
  * workers with a new SFK_EPOCH (--epoch N here only says so in the plan).
@@ -20,13 +23,16 @@
 
 #include "cli.h"
 #include "kafka.h"
+#include "shadow.h"
+#include "wlrun.h"
 #include "xmem.h"
 
 #define REPLAY_MAX_PARTITIONS 1024
 
-static const char *g_bootstrap, *g_prefix, *g_workload, *g_group_prefix, *g_from, *g_to;
-static long long g_timeout, g_epoch;
-static bool g_json, g_reset, g_shadow, g_dry_run;
+static const char *g_bootstrap, *g_prefix, *g_workload, *g_group_prefix, *g_from, *g_to, *g_out,
+        *g_out_topic;
+static long long g_timeout, g_epoch, g_budget;
+static bool g_json, g_reset, g_shadow, g_dry_run, g_offline;
 
 static const struct config_entry table[] = {
         {"workload", NULL, CONFIG_STRING, NULL, 0, "Workload id (lead.route ...)",
@@ -34,12 +40,24 @@ static const struct config_entry table[] = {
         {"from", NULL, CONFIG_STRING, NULL, 0,
          "Replay from this time: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[Z|+HH:MM] (UTC if no zone)",
          .dest = &g_from},
-        {"to", NULL, CONFIG_STRING, NULL, 0, "End of the range (--shadow only)", .dest = &g_to},
+        {"to", NULL, CONFIG_STRING, NULL, 0,
+         "End of the range, exclusive (--shadow only; default: the end of the topic)",
+         .dest = &g_to},
         {"reset", NULL, CONFIG_BOOL, "false", 0,
          "Move the stopped group's committed offsets back to --from", .dest = &g_reset},
         {"shadow", NULL, CONFIG_BOOL, "false", 0,
-         "Re-run decisions in a separate group without writing (needs sfk-worker support)",
+         "Re-run the decisions over the range without a group and without writing",
          .dest = &g_shadow},
+        {"out", NULL, CONFIG_STRING, NULL, 0, "--shadow: decision JSON lines to this file",
+         .dest = &g_out},
+        {"out-topic", NULL, CONFIG_STRING, NULL, 0,
+         "--shadow: decision JSON lines to this Kafka topic (key = the record's key)",
+         .dest = &g_out_topic},
+        {"offline", NULL, CONFIG_BOOL, "false", 0,
+         "--shadow: no Salesforce reads (decide from the event fields alone)", .dest = &g_offline},
+        {"budget", "SFK_SHADOW_BUDGET", CONFIG_DURATION, "10m", 0,
+         "--shadow: give up when the range is not read within this time", .dest = &g_budget,
+         .min = 1000, .max = 86400000},
         {"dry-run", NULL, CONFIG_BOOL, "false", 0, "Print the plan, change nothing",
          .dest = &g_dry_run},
         {"epoch", NULL, CONFIG_INT, "-1", 0,
@@ -305,9 +323,16 @@ out:
 
 int cmd_replay(int argc, char **argv)
 {
-	struct config *cfg = NULL;
-	int rc = cli_config(&cfg, "sfk replay", "--workload W --from TIME --reset [--dry-run]",
-	                    table, sizeof table / sizeof table[0], argc, argv);
+	struct config *cfg = config_new("sfk replay", table, sizeof table / sizeof table[0]);
+	int rc;
+	config_set_synopsis(cfg, "--workload W --from TIME (--reset [--dry-run] | --shadow [--to "
+	                         "TIME] [--out FILE | --out-topic T])");
+	wlrun_add_config(cfg); /* --shadow runs the workload: its settings */
+	rc = config_load(cfg, argc, argv);
+	if (rc == CONFIG_EXIT_FAIL) {
+		fprintf(stderr, "sfk replay: see 'sfk replay --help'\n");
+		rc = CLI_USAGE;
+	}
 	if (rc != CONFIG_RUN)
 		goto out;
 	rc = CLI_USAGE;
@@ -315,31 +340,45 @@ int cmd_replay(int argc, char **argv)
 		fprintf(stderr, "sfk replay: --workload and --from are required\n");
 		goto out;
 	}
-	if (isnan(parse_from(g_from))) {
+	if (isnan(parse_from(g_from)) || (g_to && isnan(parse_from(g_to)))) {
 		fprintf(stderr,
-		        "sfk replay: --from '%s' is not a time (YYYY-MM-DD or "
-		        "YYYY-MM-DDTHH:MM:SSZ)\n",
-		        g_from);
+		        "sfk replay: --from/--to '%s' is not a time (YYYY-MM-DD or "
+		        "YYYY-MM-DDTHH:MM:SS[.fff]Z)\n",
+		        isnan(parse_from(g_from)) ? g_from : g_to);
 		goto out;
 	}
 	if (g_reset == g_shadow) {
 		fprintf(stderr, "sfk replay: say --reset or --shadow\n");
 		goto out;
 	}
+	if (!g_bootstrap) {
+		fprintf(stderr, "sfk replay: KAFKA_BOOTSTRAP_SERVERS is not set\n");
+		goto out;
+	}
 	if (g_shadow) {
-		fprintf(stderr,
-		        "sfk replay: --shadow needs sfk-worker's shadow mode, which does not "
-		        "exist yet\n");
+		if (g_out && g_out_topic) {
+			fprintf(stderr, "sfk replay: --out and --out-topic exclude each other\n");
+			goto out;
+		}
+		struct shadow_opts so = {.cfg = cfg,
+		                         .workload = g_workload,
+		                         .bootstrap = g_bootstrap,
+		                         .prefix = g_prefix,
+		                         .from_ms = (int64_t)(parse_from(g_from) * 1000),
+		                         .to_ms = g_to ? (int64_t)(parse_from(g_to) * 1000) : -1,
+		                         .out_file = g_out,
+		                         .out_topic = g_out_topic,
+		                         .offline = g_offline,
+		                         .json = g_json,
+		                         .timeout_ms = (int)g_timeout,
+		                         .budget_ms = g_budget};
+		rc = shadow_run(&so);
 		goto out;
 	}
 	if (g_to)
 		fprintf(stderr,
 		        "sfk replay: note: --to applies to --shadow; a reset replays to the "
 		        "end of the topic\n");
-	if (!g_bootstrap) {
-		fprintf(stderr, "sfk replay: KAFKA_BOOTSTRAP_SERVERS is not set\n");
-		goto out;
-	}
 	rc = do_reset();
 out:
 	config_free(&cfg);
