@@ -7,6 +7,7 @@
  * end (the last stable offset, with read_committed) is reached.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "publish.h"
+#include "resync.h"
 #include "xmem.h"
 
 /* Retries (200 ms apart) while a new checkpoint topic gets its leaders. */
@@ -24,9 +26,8 @@
 #define CHECKPOINT_MAX_PARTITIONS 64
 
 struct entry {
-	char channel[PUBLISH_CHANNEL_MAX];
-	int64_t replay_id;
-	int live;
+	char key[PUBLISH_CHANNEL_MAX];
+	json_t *value; /* owned; NULL = forgotten (tombstone) */
 };
 
 static int64_t mono_ms(void)
@@ -36,23 +37,49 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void remember(struct entry *e, size_t *n, const char *channel, int64_t replay_id, int live)
+static int is_channel_key(const char *key)
+{
+	return strncmp(key, RESYNC_KEY_PREFIX, strlen(RESYNC_KEY_PREFIX)) != 0 &&
+	       strncmp(key, POLL_KEY_PREFIX, strlen(POLL_KEY_PREFIX)) != 0;
+}
+
+/* value: new reference (taken) or NULL for a tombstone. */
+static void remember(struct entry *e, size_t *n, const char *key, json_t *value)
 {
 	size_t i;
 	for (i = 0; i < *n; i++)
-		if (strcmp(e[i].channel, channel) == 0)
+		if (strcmp(e[i].key, key) == 0)
 			break;
 	if (i == *n) {
-		if (*n == PUBLISH_MAX_CHANNELS) {
-			log_warn("checkpoint: more channels than %d, ignoring channel=%s",
-			         PUBLISH_MAX_CHANNELS, channel);
+		if (*n == CHECKPOINT_MAX_KEYS) {
+			log_warn("checkpoint: more keys than %d, ignoring key=%s",
+			         CHECKPOINT_MAX_KEYS, key);
+			json_decref(value);
 			return;
 		}
-		snprintf(e[i].channel, sizeof e[i].channel, "%s", channel);
+		snprintf(e[i].key, sizeof e[i].key, "%s", key);
+		e[i].value = NULL;
 		(*n)++;
 	}
-	e[i].replay_id = replay_id;
-	e[i].live = live;
+	json_decref(e[i].value);
+	e[i].value = value;
+}
+
+/* The value of one record, or NULL if malformed (logged by the caller). */
+static json_t *parse_value(const char *key, const char *payload, size_t len)
+{
+	char ch[PUBLISH_CHANNEL_MAX];
+	int64_t rid;
+	if (is_channel_key(key) &&
+	    (publish_checkpoint_parse(payload, len, ch, sizeof ch, &rid) != 0 ||
+	     strcmp(ch, key) != 0))
+		return NULL;
+	json_t *v = json_loadb(payload, len, 0, NULL);
+	if (!json_is_object(v)) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
 }
 
 enum sfk_err checkpoint_load(const char *bootstrap, const char *const *props, const char *topic,
@@ -67,7 +94,7 @@ enum sfk_err checkpoint_load(const char *bootstrap, const char *const *props, co
 	        "enable.partition.eof=true",
 	        NULL,
 	};
-	struct entry entries[PUBLISH_MAX_CHANNELS];
+	struct entry *entries = NULL;
 	size_t n = 0, eofs = 0, nparts = 0;
 	rd_kafka_t *rk = NULL;
 	rd_kafka_topic_partition_list_t *parts = NULL;
@@ -90,6 +117,7 @@ enum sfk_err checkpoint_load(const char *bootstrap, const char *const *props, co
 		snprintf(errstr, errlen, "checkpoint reader: %s", err);
 		return SFK_ERR_KAFKA_FATAL;
 	}
+	entries = xcalloc(CHECKPOINT_MAX_KEYS, sizeof *entries);
 	rkt = rd_kafka_topic_new(rk, topic, NULL);
 	rd_kafka_resp_err_t ke = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
 	if (ke != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -162,28 +190,37 @@ enum sfk_err checkpoint_load(const char *bootstrap, const char *const *props, co
 		} else if (m->err) {
 			log_warn("checkpoint reader error=%s", rd_kafka_message_errstr(m));
 		} else if (m->key_len > 0 && m->key_len < PUBLISH_CHANNEL_MAX) {
-			char key[PUBLISH_CHANNEL_MAX], ch[PUBLISH_CHANNEL_MAX];
-			int64_t rid;
+			char key[PUBLISH_CHANNEL_MAX];
 			memcpy(key, m->key, m->key_len);
 			key[m->key_len] = '\0';
+			json_t *v = NULL;
 			if (!m->payload)
-				remember(entries, &n, key, -1, 0); /* tombstone */
-			else if (publish_checkpoint_parse(m->payload, m->len, ch, sizeof ch,
-			                                  &rid) == 0 &&
-			         strcmp(ch, key) == 0)
-				remember(entries, &n, key, rid, 1);
+				remember(entries, &n, key, NULL); /* tombstone */
+			else if ((v = parse_value(key, m->payload, m->len)))
+				remember(entries, &n, key, v);
 			else
-				log_warn("checkpoint: malformed record skipped channel=%s "
+				log_warn("checkpoint: malformed record skipped key=%s "
 				         "offset=%lld",
 				         key, (long long)m->offset);
 		}
 		rd_kafka_message_destroy(m);
 	}
-	for (size_t i = 0; i < n; i++)
-		if (entries[i].live) {
-			fn(ctx, entries[i].channel, entries[i].replay_id);
-			(*found)++;
-		}
+	for (size_t i = 0; i < n; i++) {
+		if (!entries[i].value)
+			continue;
+		json_t *v = entries[i].value;
+		json_t *rid = json_object_get(v, "replay_id");
+		struct checkpoint_record r = {
+		        .key = entries[i].key,
+		        .replay_id = is_channel_key(entries[i].key) && json_is_integer(rid)
+		                             ? json_integer_value(rid)
+		                             : -1,
+		        .committed_at = json_integer_value(json_object_get(v, "committed_at")),
+		        .value = v,
+		};
+		fn(ctx, &r);
+		(*found)++;
+	}
 out:
 	if (parts)
 		rd_kafka_topic_partition_list_destroy(parts);
@@ -195,5 +232,8 @@ out:
 		rd_kafka_consumer_close(rk);
 		rd_kafka_destroy(rk);
 	}
+	for (size_t i = 0; i < n; i++)
+		json_decref(entries[i].value);
+	free(entries);
 	return rc;
 }

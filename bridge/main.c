@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -27,12 +28,12 @@
 #include "lease.h"
 #include "log.h"
 #include "metrics.h"
+#include "poll.h"
 #include "publish.h"
 #include "resync.h"
 #include "sf_auth.h"
 #include "sf_rest.h"
 #include "sf_token.h"
-#include "webhook.h"
 #include "xmem.h"
 
 #ifndef SFK_VERSION
@@ -57,16 +58,19 @@ static void on_signal(int sig)
 static const char *g_login_url, *g_token_url, *g_sf_client_id, *g_username, *g_key_path,
         *g_api_version, *g_ca_file, *g_redis_url, *g_bootstrap, *g_client_id, *g_admin_addr,
         *g_prefix, *g_channels, *g_policy, *g_policy_schema, *g_txn_id, *g_start, *g_on_invalid,
-        *g_log_level, *g_lease_key;
-static long long g_max_event_bytes, g_stall_grace_ms, g_lease_ttl_ms;
-/* Inbound webhooks (webhook.h) publish from their own thread: every
- * transaction on the producer (publish_batch, publish_snapshot) runs under
- * g_publish_lock. */
-static struct webhook_settings g_webhook;
+        *g_log_level, *g_lease_key, *g_source, *g_poll_entities;
+static long long g_max_event_bytes, g_stall_grace_ms, g_lease_ttl_ms, g_resync_margin_ms,
+        g_poll_interval_ms, g_resync_chunk;
+/* Every transaction on the shared producer (CometD batches, resyncs, polls)
+ * runs under g_publish_lock. */
 static pthread_mutex_t g_publish_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const start_values[] = {"latest", "earliest", NULL};
-static const char *const invalid_values[] = {"fail", "latest", "earliest", NULL};
+static const char *const invalid_values[] = {"resync", "fail", "latest", "earliest", NULL};
+static const char *const source_values[] = {"cometd", "poll", NULL};
+
+/* Most entities the polling source reads. */
+#define BRIDGE_MAX_POLL 32
 static const char *const level_values[] = {"debug", "info", "warn", "error", NULL};
 
 static void check_channels(struct config *c, const struct config_entry *e)
@@ -87,7 +91,6 @@ static void validate(struct config *c, void *ctx)
 {
 	(void)ctx;
 	char err[4096];
-	webhook_config_check(c, &g_webhook, g_redis_url);
 	if (!g_policy || !g_policy_schema || !g_prefix)
 		return; /* already reported as missing */
 	struct fanout *f = fanout_load(g_policy, g_policy_schema, g_prefix, err, sizeof err);
@@ -141,9 +144,27 @@ static const struct config_entry table[] = {
         {"start-from", "SFK_BRIDGE_START_FROM", CONFIG_ENUM, "latest", CONFIG_REQUIRED,
          "Where a channel without a checkpoint starts: latest (-1) or earliest (-2)",
          .dest = &g_start, .allowed = start_values},
-        {"on-invalid-replay", "SFK_BRIDGE_ON_INVALID_REPLAY", CONFIG_ENUM, "fail", CONFIG_REQUIRED,
-         "When the checkpoint is no longer retained: fail, latest (skip the gap) or earliest",
+        {"on-invalid-replay", "SFK_BRIDGE_ON_INVALID_REPLAY", CONFIG_ENUM, "resync",
+         CONFIG_REQUIRED,
+         "When the checkpoint is no longer retained: resync (re-read the entity's records "
+         "changed since the checkpoint, then subscribe from -1), fail, latest (skip the gap) "
+         "or earliest",
          .dest = &g_on_invalid, .allowed = invalid_values},
+        {"resync-margin", "SFK_BRIDGE_RESYNC_MARGIN", CONFIG_DURATION, "5m", 0,
+         "Invalid-replay resync reads records modified since the checkpoint's commit time "
+         "minus this much (also the deletes window of a GAP_OVERFLOW resync)",
+         .dest = &g_resync_margin_ms, .min = 0, .max = 86400000},
+        {"resync-chunk", "SFK_BRIDGE_RESYNC_CHUNK", CONFIG_INT, "500", 0,
+         "Records per Kafka transaction of a resync or a poll", .dest = &g_resync_chunk, .min = 1,
+         .max = 10000},
+        {"source", "SFK_BRIDGE_SOURCE", CONFIG_ENUM, "cometd", CONFIG_REQUIRED,
+         "cometd (Change Data Capture) or poll (SOQL on SystemModstamp, orgs without CDC)",
+         .dest = &g_source, .allowed = source_values},
+        {"poll-entities", "SFK_BRIDGE_POLL_ENTITIES", CONFIG_STRING, "Lead,Task,EmailMessage", 0,
+         "Comma-separated objects the poll source reads", .dest = &g_poll_entities},
+        {"poll-interval", "SFK_BRIDGE_POLL_INTERVAL", CONFIG_DURATION, "30s", 0,
+         "Pause between two polls of every entity (poll source)", .dest = &g_poll_interval_ms,
+         .min = 100, .max = 86400000},
         {"max-event-bytes", "SFK_BRIDGE_MAX_EVENT_BYTES", CONFIG_INT, "2097152", 0,
          "Larger CometD events are dead-lettered", .dest = &g_max_event_bytes, .min = 1024,
          .max = 10485760},
@@ -156,7 +177,6 @@ static const struct config_entry table[] = {
          .dest = &g_lease_ttl_ms, .min = 1000, .max = 600000},
         {"lease-key", "SFK_BRIDGE_LEASE_KEY", CONFIG_STRING, LEASE_KEY, CONFIG_REQUIRED,
          "Redis key of the leadership lease (one per bridge deployment)", .dest = &g_lease_key},
-        WEBHOOK_CONFIG_ENTRIES(&g_webhook),
         {"log-level", "LOG_LEVEL", CONFIG_ENUM, "info", 0, "Minimum log level",
          .dest = &g_log_level, .allowed = level_values},
 };
@@ -173,14 +193,32 @@ struct bridge {
 	struct cometd *cometd;
 	struct admin *admin;
 	struct lease *lease;
-	struct webhook *webhook;
 	char *channels[BRIDGE_MAX_CHANNELS];
 	size_t nchannels;
-	int64_t fallback[BRIDGE_MAX_CHANNELS]; /* replay id without a checkpoint */
-	char token_used[COMETD_TOKEN_MAX];     /* to invalidate exactly the refused one */
+	int64_t fallback[BRIDGE_MAX_CHANNELS];     /* replay id without a checkpoint */
+	int64_t committed_at[BRIDGE_MAX_CHANNELS]; /* wall ms of the channel's last checkpoint */
+	int64_t ckpt_seen[BRIDGE_MAX_CHANNELS];    /* replay id committed_at belongs to */
+	int64_t last_commit_ms;                    /* wall ms of the last committed batch */
+	struct resync_out rout;                    /* resync / poll transactions */
+	struct resync_job *jobs;                   /* pending resyncs (njobs) */
+	size_t njobs;
+	char *poll_entity[BRIDGE_MAX_POLL];
+	struct resync_cursor poll_cur[BRIDGE_MAX_POLL];
+	int poll_have[BRIDGE_MAX_POLL];
+	size_t npoll;
+	char token_used[COMETD_TOKEN_MAX]; /* to invalidate exactly the refused one */
 	char instance_url[1024];
-	struct metric *m_resync, *m_batches;
+	struct metric *m_resync, *m_batches, *m_invalid, *m_polls;
 };
+
+static int run_jobs(struct bridge *b);
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static enum sfk_err token_get(void *ctx, int force_new, char *buf, size_t size, char *errstr,
                               size_t errlen)
@@ -237,27 +275,91 @@ static enum sfk_err on_batch(void *ctx, json_t *messages)
 	         "gaps_resolved=%zu gaps_unresolved=%zu resyncs=%zu",
 	         st.events, st.records, st.fanout, st.dead_letters, st.echoes, st.gaps_resolved,
 	         st.gaps_unresolved, st.resyncs);
-	return SFK_OK;
+	int64_t now = wall_ms();
+	for (size_t i = 0; i < b->nchannels; i++)
+		if (publish_checkpoint(b->pub, b->channels[i]) != b->ckpt_seen[i]) {
+			b->ckpt_seen[i] = publish_checkpoint(b->pub, b->channels[i]);
+			b->committed_at[i] = now;
+		}
+	b->last_commit_ms = now;
+	/* GAP_OVERFLOW resyncs queued by on_resync, before the next long-poll. */
+	return run_jobs(b) == 0 ? SFK_OK : SFK_ERR_SF_PERMANENT;
 }
 
-/* After the commit of a batch holding a GAP_OVERFLOW: read the entity back
- * before the next long-poll (Salesforce: stop, resync, resume). The
- * checkpoint is already past the overflow: a crash during the resync loses
- * it, which the error log and sfk_bridge_resyncs_total{outcome="failed"}
- * (or a missing "ok") tell the operator. */
+static void queue_job(struct bridge *b, struct resync_job *j)
+{
+	b->jobs = xrealloc(b->jobs, (b->njobs + 1) * sizeof *b->jobs);
+	b->jobs[b->njobs++] = *j; /* takes the cursor's ids */
+	memset(j, 0, sizeof *j);
+}
+
+/* After the commit of a batch holding a GAP_OVERFLOW (called inside
+ * publish_batch, under the publish lock): queue a resync of the entity, run
+ * by on_batch before the next long-poll. Every live record is read back
+ * (SNAPSHOT), plus the records deleted since the previous batch's commit
+ * minus the margin (DELETE). Its progress is in the checkpoint topic: a
+ * crash during it resumes it at the next start. */
 static void on_resync(void *ctx, const char *entity, int64_t replay_id)
 {
 	struct bridge *b = ctx;
-	char err[1024];
-	size_t n = 0;
+	struct resync_job j;
+	memset(&j, 0, sizeof j);
 	log_warn("entity resync needed (GAP_OVERFLOW) object=%s replay_id=%lld", entity,
 	         (long long)replay_id);
-	enum sfk_err rc = resync_entity(b->rest, b->pub, entity, replay_id, RESYNC_DEFAULT_CHUNK,
-	                                &g_stop, &n, err, sizeof err);
-	metric_add(b->m_resync, 1, entity, rc == SFK_OK ? "ok" : "failed");
-	if (rc != SFK_OK)
-		log_error("entity resync failed object=%s published=%zu error=%s reason=%s", entity,
-		          n, sfk_err_str(rc), err);
+	for (size_t i = 0; i < b->njobs; i++)
+		if (strcmp(b->jobs[i].entity, entity) == 0)
+			return; /* already queued: it reads every record anyway */
+	resync_job_clear(&j);
+	snprintf(j.entity, sizeof j.entity, "%s", entity);
+	snprintf(j.reason, sizeof j.reason, "gap_overflow");
+	j.replay_id = replay_id;
+	j.since_ms = -1;
+	j.deletes_since_ms = b->last_commit_ms > 0 ? b->last_commit_ms - g_resync_margin_ms : 0;
+	if (j.deletes_since_ms < 0)
+		j.deletes_since_ms = 0;
+	queue_job(b, &j);
+}
+
+/* Run the queued resyncs in order. 0 when all are done; -1 when one failed
+ * or was interrupted (it stays recorded in the checkpoint topic and resumes
+ * at the next start; the error log and the metric say so). */
+static int run_jobs(struct bridge *b)
+{
+	int rc = 0;
+	while (b->njobs > 0 && rc == 0) {
+		struct resync_job *j = &b->jobs[0];
+		char err[1024];
+		size_t n = 0;
+		enum sfk_err e = resync_run(b->rest, &b->rout, j, (size_t)g_resync_chunk, &g_stop,
+		                            &n, err, sizeof err);
+		metric_add(b->m_resync, 1, j->entity,
+		           e == SFK_OK         ? "ok"
+		           : e == SFK_ERR_BUSY ? "interrupted"
+		                               : "failed");
+		if (e != SFK_OK) {
+			log_error("entity resync not finished object=%s reason=%s published=%zu "
+			          "error=%s detail=%s",
+			          j->entity, j->reason, n, sfk_err_str(e), err);
+			rc = -1;
+			break;
+		}
+		if (j->channel[0]) {
+			/* invalid replay id: the resync stands for the lost events;
+			 * the channel starts from new events (-1). */
+			for (size_t i = 0; i < b->nchannels; i++)
+				if (strcmp(b->channels[i], j->channel) == 0) {
+					b->fallback[i] = -1;
+					b->ckpt_seen[i] = -1;
+				}
+			publish_set_checkpoint(b->pub, j->channel, -1);
+			if (b->cometd)
+				cometd_forget_checkpoint(b->cometd, j->channel);
+		}
+		resync_job_clear(j);
+		memmove(&b->jobs[0], &b->jobs[1], (b->njobs - 1) * sizeof *b->jobs);
+		b->njobs--;
+	}
+	return rc;
 }
 
 static enum sfk_err refetch(void *ctx, const char *entity, const char *id, json_t **rec,
@@ -291,6 +393,29 @@ static enum sfk_err sink_abort(void *ctx, char *e, size_t el)
 	return kafka_producer_txn_abort(ctx, e, el);
 }
 
+/* Resync / poll transactions share the producer with CometD batches and
+ * webhooks: the publish lock is held from begin to commit / abort. */
+static enum sfk_err rsink_begin(void *ctx, char *e, size_t el)
+{
+	pthread_mutex_lock(&g_publish_lock);
+	enum sfk_err rc = kafka_producer_txn_begin(ctx, e, el);
+	if (rc != SFK_OK)
+		pthread_mutex_unlock(&g_publish_lock);
+	return rc;
+}
+static enum sfk_err rsink_commit(void *ctx, char *e, size_t el)
+{
+	enum sfk_err rc = kafka_producer_txn_commit(ctx, e, el);
+	pthread_mutex_unlock(&g_publish_lock);
+	return rc;
+}
+static enum sfk_err rsink_abort(void *ctx, char *e, size_t el)
+{
+	enum sfk_err rc = kafka_producer_txn_abort(ctx, e, el);
+	pthread_mutex_unlock(&g_publish_lock);
+	return rc;
+}
+
 /* The client as the admin threads see it: published once created, cleared
  * before it is freed. */
 static _Atomic(struct cometd *) g_cometd;
@@ -306,11 +431,45 @@ static bool ready_cometd(void *ctx, char *reason, size_t len)
 	return false;
 }
 
-static void seed_checkpoint(void *ctx, const char *channel, int64_t replay_id)
+static void seed_checkpoint(void *ctx, const struct checkpoint_record *r)
 {
 	struct bridge *b = ctx;
-	publish_set_checkpoint(b->pub, channel, replay_id);
-	log_info("checkpoint loaded channel=%s replay_id=%lld", channel, (long long)replay_id);
+	if (strncmp(r->key, RESYNC_KEY_PREFIX, strlen(RESYNC_KEY_PREFIX)) == 0) {
+		struct resync_job j;
+		memset(&j, 0, sizeof j);
+		if (resync_job_parse(r->value, &j) != 0) {
+			log_error("checkpoint: unreadable resync record key=%s", r->key);
+			return;
+		}
+		log_warn("unfinished entity resync found; resuming it object=%s reason=%s "
+		         "stamp_ms=%lld",
+		         j.entity, j.reason, (long long)j.cur.stamp_ms);
+		queue_job(b, &j);
+		return;
+	}
+	if (strncmp(r->key, POLL_KEY_PREFIX, strlen(POLL_KEY_PREFIX)) == 0) {
+		const char *entity = r->key + strlen(POLL_KEY_PREFIX);
+		for (size_t i = 0; i < b->npoll; i++)
+			if (strcmp(b->poll_entity[i], entity) == 0) {
+				if (poll_parse(r->value, &b->poll_cur[i]) == 0) {
+					b->poll_have[i] = 1;
+					log_info("poll watermark loaded object=%s stamp_ms=%lld",
+					         entity, (long long)b->poll_cur[i].stamp_ms);
+				} else {
+					log_error("checkpoint: unreadable poll watermark key=%s",
+					          r->key);
+				}
+			}
+		return;
+	}
+	publish_set_checkpoint(b->pub, r->key, r->replay_id);
+	for (size_t i = 0; i < b->nchannels; i++)
+		if (strcmp(b->channels[i], r->key) == 0) {
+			b->committed_at[i] = r->committed_at;
+			b->ckpt_seen[i] = r->replay_id;
+		}
+	log_info("checkpoint loaded channel=%s replay_id=%lld committed_at=%lld", r->key,
+	         (long long)r->replay_id, (long long)r->committed_at);
 }
 
 static void split_channels(struct bridge *b, const char *list, int64_t fallback)
@@ -329,16 +488,59 @@ static void split_channels(struct bridge *b, const char *list, int64_t fallback)
 	free(copy);
 }
 
+static void split_poll_entities(struct bridge *b, const char *list)
+{
+	char *copy = xstrdup(list), *p = copy;
+	while (p && *p && b->npoll < BRIDGE_MAX_POLL) {
+		char *comma = strchr(p, ',');
+		if (comma)
+			*comma = '\0';
+		if (*p) {
+			b->poll_cur[b->npoll].stamp_ms = -1;
+			b->poll_entity[b->npoll++] = xstrdup(p);
+		}
+		p = comma ? comma + 1 : NULL;
+	}
+	free(copy);
+}
+
 /* The caller's policy for a checkpoint Salesforce no longer retains.
- * Returns 0 to run again, -1 to exit. */
+ * Returns 0 to run again, -1 to exit. Never silent: an error line and
+ * sfk_bridge_invalid_replays_total{channel,policy} whatever the policy. */
 static int replay_invalid(struct bridge *b, const char *err)
 {
 	int64_t bad;
 	const char *ch = cometd_replay_error(b->cometd, &bad);
 	log_error("replay id no longer valid channel=%s replay_id=%lld policy=%s reason=%s", ch,
 	          (long long)bad, g_on_invalid, err);
+	metric_add(b->m_invalid, 1, ch, g_on_invalid);
 	if (strcmp(g_on_invalid, "fail") == 0)
 		return -1;
+	if (strcmp(g_on_invalid, "resync") == 0) {
+		struct resync_job j;
+		int64_t at = 0;
+		memset(&j, 0, sizeof j);
+		resync_job_clear(&j);
+		if (resync_channel_entity(ch, j.entity, sizeof j.entity) != 0) {
+			log_error("resync impossible: no single entity behind channel=%s (set "
+			          "SFK_BRIDGE_ON_INVALID_REPLAY=latest or fail)",
+			          ch);
+			return -1;
+		}
+		for (size_t i = 0; i < b->nchannels; i++)
+			if (strcmp(b->channels[i], ch) == 0)
+				at = b->committed_at[i];
+		snprintf(j.reason, sizeof j.reason, "invalid_replay");
+		snprintf(j.channel, sizeof j.channel, "%s", ch);
+		j.replay_id = bad;
+		j.since_ms = at > g_resync_margin_ms ? at - g_resync_margin_ms : 0;
+		j.deletes_since_ms = j.since_ms;
+		log_warn("resyncing entity after an invalid replay id object=%s channel=%s "
+		         "since_ms=%lld",
+		         j.entity, ch, (long long)j.since_ms);
+		queue_job(b, &j);
+		return run_jobs(b);
+	}
 	int64_t to = strcmp(g_on_invalid, "latest") == 0 ? -1 : -2;
 	for (size_t i = 0; i < b->nchannels; i++)
 		if (strcmp(b->channels[i], ch) == 0)
@@ -350,14 +552,81 @@ static int replay_invalid(struct bridge *b, const char *err)
 	return 0;
 }
 
+/* Polling source: every entity from its watermark, then a pause, until
+ * stopped. Returns the exit status. */
+static atomic_int g_polled;
+static int poll_loop(struct bridge *b)
+{
+	char err[1024];
+	for (size_t i = 0; i < b->npoll; i++) {
+		while (!b->poll_have[i] && !g_stop) {
+			enum sfk_err e = poll_start(b->rest, &b->rout, b->poll_entity[i],
+			                            strcmp(g_start, "earliest") == 0,
+			                            &b->poll_cur[i], err, sizeof err);
+			if (e == SFK_OK) {
+				b->poll_have[i] = 1;
+				break;
+			}
+			log_error("poll start failed object=%s error=%s reason=%s",
+			          b->poll_entity[i], sfk_err_str(e), err);
+			if (sfk_err_class(e) != SFK_CLASS_RETRIABLE)
+				return 1;
+			sleep(5);
+		}
+	}
+	log_info("bridge polling entities=%s interval_ms=%lld", g_poll_entities,
+	         g_poll_interval_ms);
+	while (!g_stop) {
+		int ok = 1;
+		for (size_t i = 0; i < b->npoll && !g_stop; i++) {
+			size_t n = 0;
+			enum sfk_err e =
+			        poll_once(b->rest, &b->rout, b->poll_entity[i], &b->poll_cur[i],
+			                  (size_t)g_resync_chunk, &g_stop, &n, err, sizeof err);
+			metric_add(b->m_polls, 1, b->poll_entity[i], e == SFK_OK ? "ok" : "failed");
+			if (e != SFK_OK) {
+				ok = 0;
+				log_error("poll failed object=%s error=%s reason=%s",
+				          b->poll_entity[i], sfk_err_str(e), err);
+				if (sfk_err_class(e) != SFK_CLASS_RETRIABLE)
+					return 1;
+			} else if (n > 0) {
+				log_info("poll committed object=%s records=%zu", b->poll_entity[i],
+				         n);
+			}
+		}
+		if (ok)
+			atomic_store(&g_polled, 1);
+		for (long long w = 0; w < g_poll_interval_ms && !g_stop; w += 100)
+			usleep(100 * 1000);
+	}
+	return g_lease_lost ? 1 : 0;
+}
+
+static bool ready_poll(void *ctx, char *reason, size_t len)
+{
+	(void)ctx;
+	if (atomic_load(&g_polled))
+		return true;
+	snprintf(reason, len, atomic_load(&g_standby) ? "standby" : "no poll completed yet");
+	return false;
+}
+
 static int run(struct bridge *b)
 {
 	char err[2048], url[1200];
 	int rc = 1;
 
-	b->m_resync =
-	        metrics_counter("sfk_bridge_resyncs_total",
-	                        "Entity resyncs after GAP_OVERFLOW by outcome", "object,outcome");
+	b->m_resync = metrics_counter("sfk_bridge_resyncs_total",
+	                              "Entity resyncs (GAP_OVERFLOW, invalid replay id) by "
+	                              "outcome: ok, failed, interrupted",
+	                              "object,outcome");
+	b->m_invalid =
+	        metrics_counter("sfk_bridge_invalid_replays_total",
+	                        "Checkpoints Salesforce no longer retained, by the policy applied",
+	                        "channel,policy");
+	b->m_polls = metrics_counter("sfk_bridge_polls_total", "Polls of one entity by outcome",
+	                             "object,outcome");
 	b->m_batches = metrics_counter("sfk_bridge_batches_total",
 	                               "CometD batches by transaction outcome", "outcome");
 	metrics_register_build_info(SFK_VERSION);
@@ -374,7 +643,11 @@ static int run(struct bridge *b)
 		log_error("admin server error=%s", err);
 		return 78;
 	}
-	admin_ready_check(b->admin, "cometd", ready_cometd, b);
+	int polling = strcmp(g_source, "poll") == 0;
+	if (polling)
+		admin_ready_check(b->admin, "poll", ready_poll, b);
+	else
+		admin_ready_check(b->admin, "cometd", ready_cometd, b);
 	if (admin_start(b->admin, err, sizeof err) != SFK_OK) {
 		log_error("admin server error=%s", err);
 		return 1;
@@ -449,27 +722,30 @@ static int run(struct bridge *b)
 	        .resync_ctx = b,
 	};
 	b->pub = publish_new(&pc);
+	char *ckpt_topic = xasprintf("%sbridge.checkpoints", g_prefix);
+	b->rout = (struct resync_out){
+	        .topic_prefix = g_prefix,
+	        .checkpoint_topic = ckpt_topic,
+	        .fanout = b->fanout,
+	        .sink = {rsink_begin, sink_produce, rsink_commit, rsink_abort, b->producer},
+	};
 
 	/* Checkpoints written by the previous incarnation: read AFTER txn_init,
 	 * which fenced it, so nothing can commit behind our back. */
-	char *ckpt_topic = xasprintf("%sbridge.checkpoints", g_prefix);
 	size_t found = 0;
 	e = checkpoint_load(g_bootstrap, NULL, ckpt_topic, BRIDGE_CHECKPOINT_LOAD_MS,
 	                    seed_checkpoint, b, &found, err, sizeof err);
-	free(ckpt_topic);
 	if (e != SFK_OK) {
 		log_error("cannot read checkpoints error=%s reason=%s", sfk_err_str(e), err);
 		return 1;
 	}
 	log_info("checkpoints loaded count=%zu", found);
+	/* Resyncs a previous incarnation did not finish, before anything new. */
+	if (run_jobs(b) != 0)
+		return 1;
 
-	if (g_webhook.listen) {
-		struct webhook_conf wc = {&g_webhook, g_redis_url, b->pub, &g_publish_lock};
-		if (!(b->webhook = webhook_start(&wc, err, sizeof err))) {
-			log_error("webhook listener error=%s", err);
-			return 1;
-		}
-	}
+	if (polling)
+		return poll_loop(b);
 
 	/* The CometD URL is on the instance the token names. */
 	char tok[COMETD_TOKEN_MAX];
@@ -518,7 +794,6 @@ static int run(struct bridge *b)
 static void shutdown_bridge(struct bridge *b)
 {
 	atomic_store(&g_cometd, NULL);
-	webhook_free(&b->webhook); /* stop accepting batches first */
 	cometd_free(&b->cometd);   /* disconnect: stop fetching first */
 	kafka_producer_destroy(&b->producer);
 	lease_free(&b->lease); /* after the last commit: a standby may take over */
@@ -530,6 +805,14 @@ static void shutdown_bridge(struct bridge *b)
 	fanout_free(&b->fanout);
 	for (size_t i = 0; i < b->nchannels; i++)
 		free(b->channels[i]);
+	for (size_t i = 0; i < b->njobs; i++)
+		resync_job_clear(&b->jobs[i]);
+	free(b->jobs);
+	for (size_t i = 0; i < b->npoll; i++) {
+		free(b->poll_entity[i]);
+		resync_cursor_clear(&b->poll_cur[i]);
+	}
+	free((char *)b->rout.checkpoint_topic);
 	memset(b->token_used, 0, sizeof b->token_used);
 }
 
@@ -560,6 +843,7 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	memset(&b, 0, sizeof b);
 	split_channels(&b, g_channels, strcmp(g_start, "earliest") == 0 ? -2 : -1);
+	split_poll_entities(&b, g_poll_entities ? g_poll_entities : "");
 	rc = run(&b);
 	shutdown_bridge(&b);
 	config_free(&cfg);
