@@ -445,9 +445,12 @@ static enum cometd_action post(struct cometd *c, json_t *req, long timeout_ms,
 		return v->action = COMETD_ACT_HANDSHAKE;
 	}
 	if (cc != CURLE_OK) {
+		/* An answer cut half-way may have carried events the server now
+		 * counts as delivered: a plain retry of /meta/connect would resume
+		 * after them. Re-handshake and resubscribe from the checkpoint. */
 		c->st.transport_errors++;
 		snprintf(v->reason, sizeof v->reason, "transport: %s", curl_easy_strerror(cc));
-		return v->action = COMETD_ACT_RETRY;
+		return v->action = COMETD_ACT_HANDSHAKE;
 	}
 	char perr[200];
 	json_t *msgs = NULL;

@@ -167,6 +167,23 @@ wait_exit "$DPID" 60 || fail "drop: event not delivered after the network came b
 [ "$(stat_of drop transport_errors)" -ge 1 ] || fail "drop: transport errors not counted"
 pass "dropped connections -> backoff and recovery"
 
+# 6b. A /meta/connect answer cut half-way while it carried an event: the
+# server counts the event as delivered, so the client must resubscribe from
+# its checkpoint instead of resuming the connect loop (found by tests/chaos).
+r0=$(last_replay)
+drive cut --replay "$r0" --max-events 2
+# The held long-poll began before the fault: it delivers A whole; the next
+# connect starts under the fault and its answer (carrying B) is cut.
+ctl POST /sim/faults '{"drop_rate":1.0,"drop_paths":"/cometd"}' >/dev/null
+a=$(new_lead CutA)
+wait_for "$WORK/cut.out" "^event .* $a\$" 20 || fail "cut: first event"
+b=$(new_lead CutB)
+wait_for "$WORK/cut.err" '"msg":"cometd recovering".*transport' 30 || fail "cut: no transport error seen"
+ctl POST /sim/faults '{}' >/dev/null
+wait_exit "$DPID" 60 || fail "cut: the event of the cut answer was lost"
+[ "$(events cut | awk '{print $6}' | paste -sd' ')" = "$a $b" ] || fail "cut: events $(events cut | awk '{print $6}' | paste -sd' '), want $a $b"
+pass "an answer cut with an event in it -> resubscribed from the checkpoint, nothing lost"
+
 # 7. An invalid replay id goes back to the caller, with the id.
 "$BIN" --drive "$CHAN" --replay 999999999 --timeout-s 30 >"$WORK/invalid.out" 2>"$WORK/invalid.err" ||
 	fail "invalid: exit $?"
