@@ -34,6 +34,7 @@
 #include "sf_auth.h"
 #include "sf_rest.h"
 #include "sf_token.h"
+#include "webhook.h"
 #include "xmem.h"
 
 #ifndef SFK_VERSION
@@ -61,8 +62,9 @@ static const char *g_login_url, *g_token_url, *g_sf_client_id, *g_username, *g_k
         *g_log_level, *g_lease_key, *g_source, *g_poll_entities;
 static long long g_max_event_bytes, g_stall_grace_ms, g_lease_ttl_ms, g_resync_margin_ms,
         g_poll_interval_ms, g_resync_chunk;
-/* Every transaction on the shared producer (CometD batches, resyncs, polls)
- * runs under g_publish_lock. */
+/* Every transaction on the shared producer (CometD batches, resyncs, polls,
+ * inbound webhooks from their own thread) runs under g_publish_lock. */
+static struct webhook_settings g_webhook; /* webhook.h */
 static pthread_mutex_t g_publish_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const start_values[] = {"latest", "earliest", NULL};
@@ -91,6 +93,7 @@ static void validate(struct config *c, void *ctx)
 {
 	(void)ctx;
 	char err[4096];
+	webhook_config_check(c, &g_webhook, g_redis_url);
 	if (!g_policy || !g_policy_schema || !g_prefix)
 		return; /* already reported as missing */
 	struct fanout *f = fanout_load(g_policy, g_policy_schema, g_prefix, err, sizeof err);
@@ -177,6 +180,7 @@ static const struct config_entry table[] = {
          .dest = &g_lease_ttl_ms, .min = 1000, .max = 600000},
         {"lease-key", "SFK_BRIDGE_LEASE_KEY", CONFIG_STRING, LEASE_KEY, CONFIG_REQUIRED,
          "Redis key of the leadership lease (one per bridge deployment)", .dest = &g_lease_key},
+        WEBHOOK_CONFIG_ENTRIES(&g_webhook),
         {"log-level", "LOG_LEVEL", CONFIG_ENUM, "info", 0, "Minimum log level",
          .dest = &g_log_level, .allowed = level_values},
 };
@@ -193,6 +197,7 @@ struct bridge {
 	struct cometd *cometd;
 	struct admin *admin;
 	struct lease *lease;
+	struct webhook *webhook;
 	char *channels[BRIDGE_MAX_CHANNELS];
 	size_t nchannels;
 	int64_t fallback[BRIDGE_MAX_CHANNELS];     /* replay id without a checkpoint */
@@ -744,6 +749,14 @@ static int run(struct bridge *b)
 	if (run_jobs(b) != 0)
 		return 1;
 
+	if (g_webhook.listen) {
+		struct webhook_conf wc = {&g_webhook, g_redis_url, b->pub, &g_publish_lock};
+		if (!(b->webhook = webhook_start(&wc, err, sizeof err))) {
+			log_error("webhook listener error=%s", err);
+			return 1;
+		}
+	}
+
 	if (polling)
 		return poll_loop(b);
 
@@ -794,6 +807,7 @@ static int run(struct bridge *b)
 static void shutdown_bridge(struct bridge *b)
 {
 	atomic_store(&g_cometd, NULL);
+	webhook_free(&b->webhook); /* stop accepting batches first */
 	cometd_free(&b->cometd);   /* disconnect: stop fetching first */
 	kafka_producer_destroy(&b->producer);
 	lease_free(&b->lease); /* after the last commit: a standby may take over */
