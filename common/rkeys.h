@@ -20,6 +20,10 @@
  *     TTL     claim: lease_ms (default 30 s); done: >= the topic's retention (default 7 d)
  *     owner   common/idem.h. <epoch> is a decimal an operator bumps to re-apply history
  *             deliberately; <event id> = entity + record id + replay id [+ index].
+ * sfk:idem:notify.webhook.delivery:<epoch>:<delivery id>  - one notification delivery
+ *     the same idem claim/done protocol per delivery (event x target): claimed before the
+ *     request, done after a 2xx, released after a failure (so `sfk dlq retry` re-sends);
+ *     lease SFK_NOTIFY_BATCH_DEADLINE + 30 s. owner workers/notify.c; <delivery id> = 32 hex.
  *
  * sfk:rr:<policy version>:<pool>  - weighted round-robin pointer (proposed)
  *     value   integer, advanced with INCR; no TTL (one per pool and policy version)
