@@ -27,7 +27,6 @@
 #include <time.h>
 
 #include "first_touch.h"
-#include "sla_watch.h" /* lead.sla_watch: clear the SLA deadline */
 #include "log.h"
 #include "metrics.h"
 #include "rkeys.h"

@@ -192,7 +192,8 @@ static struct sla_policy *load_sla_policy(const char *path, json_t **problems)
 	json_t *doc = json_load_file(path, 0, &je);
 	struct sla_policy *p;
 	if (!doc) {
-		*problems = json_array();
+		if (!*problems)
+			*problems = json_array();
 		json_array_append_new(*problems, json_sprintf("%s: %s", path, je.text));
 		return NULL;
 	}
@@ -249,7 +250,8 @@ void sla_arm_routed(struct wl_ctx *ctx, json_t *decision, json_t *write)
 /* ---- the watcher ------------------------------------------------------------ */
 
 struct sla_watch {
-	struct wl_ctx *ctx; /* borrowed */
+	struct wl_ctx *ctx;  /* borrowed */
+	const char *ca_file; /* SF_CA_FILE (borrowed from the config), may be NULL */
 	struct route_policy *route;
 	struct sla_policy *sla;
 	struct redis *redis; /* the watcher thread's own */
@@ -296,6 +298,8 @@ static int64_t org_now(struct sla_watch *w)
 	if (!(c = curl_easy_init()))
 		return -1;
 	curl_easy_setopt(c, CURLOPT_URL, g_time_url);
+	if (w->ca_file) /* the org's CA (SF_CA_FILE), as for its REST API */
+		curl_easy_setopt(c, CURLOPT_CAINFO, w->ca_file);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -835,6 +839,7 @@ static int sla_init(struct wl_ctx *ctx)
 
 	ctx->state = w;
 	w->ctx = ctx;
+	w->ca_file = config_str(ctx->cfg, "sf-ca-file");
 	w->route = route_policy_load(policy, schema, &problems);
 	if (w->route)
 		w->sla = load_sla_policy(policy, &problems);
@@ -914,11 +919,14 @@ static void sla_check_config(struct config *c)
 	const char *policy = config_str(c, "route-policy");
 	json_t *problems = NULL, *v;
 	size_t i;
-	struct sla_policy *p = load_sla_policy(policy, &problems);
+	struct route_policy *rp =
+	        route_policy_load(policy, config_str(c, "route-policy-schema"), &problems);
+	struct sla_policy *p = rp ? load_sla_policy(policy, &problems) : NULL;
 	json_array_foreach(problems, i, v)
 	        config_problem(c, NULL, "routing policy: %s", json_string_value(v));
 	json_decref(problems);
 	sla_policy_free(p);
+	route_policy_free(rp);
 }
 
 /* A person changed a Lead's owner: the next escalation skips that owner. */
