@@ -1,8 +1,8 @@
 /*
- * policy.c - `sfk policy check FILE...`: validate routing, templates and
- * workloads policies against their JSON Schemas in schemas/, printing every
- * problem with its JSON path. The schema is chosen by --kind, else by the
- * file name (routing_policy.json -> schemas/routing_policy.schema.json).
+ * policy.c - `sfk policy check FILE...` (`sfk policy diff` is policy_diff.c): validate routing,
+ * templates and workloads policies against their JSON Schemas in schemas/, printing every problem
+ * with its JSON path. The schema is chosen by --kind, else by the file name (routing_policy.json ->
+ * schemas/routing_policy.schema.json).
  */
 #include <stdio.h>
 #include <string.h>
@@ -103,14 +103,20 @@ out:
 int cmd_policy(int argc, char **argv)
 {
 	struct config *cfg = NULL;
-	json_t *all = json_array();
-	int rc = cli_config(&cfg, "sfk policy", "check FILE... [options]", table,
+	json_t *all = NULL;
+	if (argc > 1 && strcmp(argv[1], "diff") == 0)
+		return policy_diff_main(argc - 1, argv + 1);
+	all = json_array();
+	int rc = cli_config(&cfg, "sfk policy",
+	                    "check FILE... [options]   (what-if: sfk policy diff --help)", table,
 	                    sizeof table / sizeof table[0], argc, argv);
 	if (rc != CONFIG_RUN)
 		goto out;
 	rc = CLI_USAGE;
 	if (config_nargs(cfg) < 2 || strcmp(config_arg(cfg, 0), "check") != 0) {
-		fprintf(stderr, "sfk policy: usage: sfk policy check FILE... (see --help)\n");
+		fprintf(stderr,
+		        "sfk policy: usage: sfk policy check FILE... | sfk policy diff --old A "
+		        "--new B --from TIME (see --help)\n");
 		goto out;
 	}
 	rc = CLI_OK;

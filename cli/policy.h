@@ -1,5 +1,6 @@
 /*
- * policy.h - policy validation shared by `sfk policy check` and `sfk doctor`.
+ * policy.h - policy validation shared by `sfk policy check` and `sfk doctor`,
+ * and `sfk policy diff` (policy_diff.c).
  */
 #ifndef SFK_CLI_POLICY_H
 #define SFK_CLI_POLICY_H
@@ -14,5 +15,8 @@
  */
 json_t *policy_check_file(const char *path, const char *kind, const char *schema_dir,
                           const char *schema_path);
+
+/* `sfk policy diff ...` (policy_diff.c); argv[0] = "diff". Exit status. */
+int policy_diff_main(int argc, char **argv);
 
 #endif
