@@ -39,7 +39,7 @@ static const struct config_entry notify_config[] = {
         {"notify-policy-schema", "SFK_NOTIFY_POLICY_SCHEMA", CONFIG_STRING,
          "schemas/notifications.schema.json", 0, "notify.webhook: JSON Schema of the policy",
          .dest = &g_schema_path},
-        {"notify-batch-deadline", "SFK_NOTIFY_BATCH_DEADLINE", CONFIG_DURATION, "60s", 0,
+        {"notify-batch-deadline", "SFK_NOTIFY_BATCH_DEADLINE", CONFIG_DURATION, "20s", 0,
          "notify.webhook: longest delivery time per batch; what is left is redelivered later",
          .dest = &g_deadline_ms, .min = 100, .max = 600000},
 };

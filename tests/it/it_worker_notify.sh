@@ -62,7 +62,7 @@ export SFK_NOTIFY_POLICY_SCHEMA="$SFK_SOURCE_DIR/schemas/notifications.schema.js
 # --- receiver ---------------------------------------------------------------
 SECRET_HOOK="s3cr3t-hook-$RANDOM$RANDOM"
 python3 "$SFK_SOURCE_DIR/tests/it/lib/receiver.py" --secret hook="$SECRET_HOOK" \
-	--secret flaky=fl4ky --secret limited=l1m --secret dead=d34d \
+	--secret flaky=fl4ky --secret limited=l1m --secret dead=d34d --secret slow=sl0w \
 	--kind slack=slack --kind discord=discord >"$WORK/receiver.out" 2>"$WORK/receiver.log" &
 PIDS+=($!)
 deadline=$((SECONDS + 20))
@@ -78,6 +78,7 @@ export SFK_NOTIFY_URL_HOOK="$R/hook/hook" SFK_NOTIFY_SECRET_HOOK="$SECRET_HOOK"
 export SFK_NOTIFY_URL_FLAKY="$R/hook/flaky" SFK_NOTIFY_SECRET_FLAKY=fl4ky
 export SFK_NOTIFY_URL_LIMITED="$R/hook/limited" SFK_NOTIFY_SECRET_LIMITED=l1m
 export SFK_NOTIFY_URL_DEAD="$R/hook/dead" SFK_NOTIFY_SECRET_DEAD=d34d
+export SFK_NOTIFY_URL_SLOW="$R/hook/slow" SFK_NOTIFY_SECRET_SLOW=sl0w
 export SFK_NOTIFY_URL_SLACK="$R/hook/slack" SFK_NOTIFY_URL_DISCORD="$R/hook/discord"
 
 cat >"$WORK/policy.json" <<'EOF'
@@ -89,13 +90,15 @@ cat >"$WORK/policy.json" <<'EOF'
     "discord": { "kind": "discord", "url_env": "SFK_NOTIFY_URL_DISCORD", "rate_per_second": 100, "burst": 50 },
     "dead": { "kind": "webhook", "url_env": "SFK_NOTIFY_URL_DEAD", "secret_env": "SFK_NOTIFY_SECRET_DEAD",
               "max_attempts": 3, "backoff_base_ms": 100, "breaker_failures": 3, "breaker_open_ms": 600000 },
+    "slow": { "kind": "webhook", "url_env": "SFK_NOTIFY_URL_SLOW", "secret_env": "SFK_NOTIFY_SECRET_SLOW",
+              "timeout_ms": 5000, "max_inflight": 4, "rate_per_second": 100, "burst": 50 },
     "flaky": { "kind": "webhook", "url_env": "SFK_NOTIFY_URL_FLAKY", "secret_env": "SFK_NOTIFY_SECRET_FLAKY",
                "max_attempts": 6, "backoff_base_ms": 100, "breaker_failures": 10 },
     "limited": { "kind": "webhook", "url_env": "SFK_NOTIFY_URL_LIMITED", "secret_env": "SFK_NOTIFY_SECRET_LIMITED",
                  "max_attempts": 3, "backoff_base_ms": 50 }
   },
   "subscriptions": [
-    { "name": "leads", "entity": "Lead", "change_types": ["CREATE"], "targets": ["hook", "slack", "discord", "dead"] },
+    { "name": "leads", "entity": "Lead", "change_types": ["CREATE"], "targets": ["hook", "slack", "discord", "dead", "slow"] },
     { "name": "tasks", "entity": "Task", "change_types": ["CREATE"], "targets": ["flaky"] },
     { "name": "contacts", "entity": "Contact", "change_types": ["CREATE"], "when": { "field": "NumberOfEmployees", "gte": 1000 }, "targets": ["limited"] },
     { "name": "sla", "kind": "sla_breach", "targets": ["hook"] }
@@ -148,6 +151,7 @@ printf '%s\t%s\n' 00Q5e00000Ab001 "$(envelope "sla:00Q5e00000Ab001:1:$P" Lead 00
 	'{"OwnerId":"0055e00000Ab001","minutes_late":12}' sla_breach)" >>"$WORK/events.txt"
 
 control dead '{"always": 500}'
+control slow '{"delay_ms": 1000}'
 control flaky '{"fail": 3}'
 control limited '{"r429": 1, "retry_after": 2}'
 kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -P -t "$TOPIC" -K '\t' -X topic.partitioner=murmur2_random <"$WORK/events.txt" ||
@@ -176,6 +180,21 @@ for t in hook slack discord; do
 done
 [ "$(jq '.hook.deliveries | length' <<<"$S")" -eq $((N + 1)) ] || fail "hook: want $((N + 1)) deliveries"
 pass "hook $((N + 1)), slack $N, discord $N distinct deliveries, each once, signatures and formats valid (${took}s after produce, dead target failing)"
+
+# the slow target (1 s per answer, 4 at a time) gets all of them too, and the
+# webhook was never held up by it: its last 2xx came before the slow target's last
+deadline=$((SECONDS + 60))
+until [ "$(ok_count slow)" -ge $N ]; do
+	[ $SECONDS -lt $deadline ] || fail "slow target: $(ok_count slow) of $N after 60 s"
+	sleep 0.2
+done
+S=$(stats)
+hook_last=$(jq '[.hook.answered[]] | max' <<<"$S")
+slow_last=$(jq '[.slow.answered[]] | max' <<<"$S")
+slow_first=$(jq '[.slow.answered[]] | min' <<<"$S")
+awk -v h="$hook_last" -v s="$slow_last" 'BEGIN { exit !(h < s) }' ||
+	fail "webhook finished at $hook_last, after the slow target ($slow_last)"
+pass "slow target (1 s answers): all $N delivered over $(echo "$slow_last - $slow_first" | bc) s; the webhook finished $(echo "$slow_last - $hook_last" | bc) s before it"
 
 # --- 4. the dead target: DLQ with reason, circuit open ----------------------------
 dlq_lines() {

@@ -16,7 +16,8 @@ Faults per target, set with POST /control/<name> {JSON}:
     {"delay_ms": MS}             answer every request after MS
     {} resets.
 GET /stats: {name: {"requests", "ok", "bad_signature", "bad_format",
-"deliveries": {id: answered 2xx count}, "attempts": {id: [t, ...]}, "status": [...]}}.
+"deliveries": {id: answered 2xx count}, "attempts": {id: [arrival time, ...]},
+"answered": {id: time of the 2xx answer}, "status": [...]}}.
 """
 import argparse
 import hashlib
@@ -37,7 +38,8 @@ STATS = {}
 
 def stats(name):
     return STATS.setdefault(name, {"requests": 0, "ok": 0, "bad_signature": 0, "bad_format": 0,
-                                   "deliveries": {}, "attempts": {}, "status": []})
+                                   "deliveries": {}, "attempts": {}, "answered": {},
+                                   "status": []})
 
 
 def format_ok(kind, doc):
@@ -137,6 +139,7 @@ class Handler(BaseHTTPRequestHandler):
             if code == 200 and good_sig and good_fmt:
                 st["ok"] += 1
                 st["deliveries"][did] = st["deliveries"].get(did, 0) + 1
+                st["answered"][did] = time.time()
         if code == 200 and not (good_sig and good_fmt):
             code = 401 if not good_sig else 400
         self.reply(code, b"{}", extra)
