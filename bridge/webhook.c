@@ -577,8 +577,15 @@ static void handle(const struct admin_req *req, struct admin_resp *resp, void *c
 		pthread_mutex_unlock(w->lock);
 		log_error("webhook batch not committed delivery=%s error=%s class=%s reason=%s",
 		          rq.delivery, sfk_err_str(rc), sfk_err_class_str(sfk_err_class(rc)), err);
-		respond(w, resp, 503, "unavailable", "the Kafka transaction did not commit",
-		        "unavailable", rq.delivery);
+		if (sfk_err_class(rc) == SFK_CLASS_PERMANENT) {
+			/* e.g. a record over Kafka's size limit: retrying cannot help. */
+			char why2[WEBHOOK_REASON_MAX];
+			snprintf(why2, sizeof why2, "the batch cannot be published: %.400s", err);
+			respond(w, resp, 400, "bad_request", why2, "bad_request", rq.delivery);
+		} else {
+			respond(w, resp, 503, "unavailable", "the Kafka transaction did not commit",
+			        "unavailable", rq.delivery);
+		}
 		goto out;
 	}
 	const char *dargs[1] = {ttl};

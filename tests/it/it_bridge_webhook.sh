@@ -7,6 +7,8 @@
 #     the same signed request under a new delivery id) -> 409, no records;
 #   - bad signature / stale timestamp -> 401, oversize body -> 413,
 #     malformed JSON, invalid record, missing delivery id -> 400;
+#   - a batch whose transaction fails (a record over Kafka's 1 MB limit) ->
+#     refused, its delivery id released: the sender's retry is accepted;
 #   - nothing from a refused request reaches any topic of the run (counted
 #     by record id after a later accepted delivery, which proves the bridge
 #     went on publishing), and sfk_webhook_requests_total counts outcomes.
@@ -47,6 +49,8 @@ for v in REDIS_URL SF_SIM_URL SF_CA_FILE SF_LOGIN_URL SF_TOKEN_URL SF_CLIENT_ID 
 	SF_PRIVATE_KEY_PATH SF_API_VERSION KAFKA_BOOTSTRAP_SERVERS; do
 	[ -n "${!v:-}" ] || fail "$v is not set: run eval \"\$(tests/stack/up --kafka real --sim)\" first"
 done
+[ "${SFK_KAFKA_KIND:-real}" = real ] ||
+	fail "needs the real broker (SFK_KAFKA_KIND=$SFK_KAFKA_KIND: the mock shows aborted records)"
 KAFKA=$KAFKA_BOOTSTRAP_SERVERS
 
 P="itw$$r$RANDOM."
@@ -54,7 +58,7 @@ P="itw$$r$RANDOM."
 RUN=$(printf '%06d%06d' $(($$ % 1000000)) $((RANDOM * 32768 + RANDOM)) | cut -c1-12)
 rid() { echo "00Q${RUN}${1}AA"; } # rid N (one letter) -> a Lead id of this run
 L_OK=$(rid A) L_BADSIG=$(rid B) L_STALE=$(rid C) L_BIG=$(rid D) L_BADJSON=$(rid E)
-L_NODELIV=$(rid F) L_LATER=$(rid G)
+L_NODELIV=$(rid F) L_LATER=$(rid G) L_HUGE=$(rid H) L_RETRY=$(rid J)
 TASK="00T${RUN}AAA"
 SECRET="it-webhook-secret-$RANDOM$RANDOM-0123456789"
 
@@ -81,7 +85,7 @@ export SFK_WORKLOADS_POLICY="$SFK_SOURCE_DIR/policies/workloads.json"
 export SFK_WORKLOADS_SCHEMA="$SFK_SOURCE_DIR/schemas/workloads.schema.json"
 export SFK_CLIENT_ID=sfk-kpis SFK_BRIDGE_START_FROM=latest
 export SFK_WEBHOOK_LISTEN="127.0.0.1:$WPORT" SFK_WEBHOOK_SECRET="$SECRET"
-export SFK_WEBHOOK_MAX_BODY=4096
+export SFK_WEBHOOK_MAX_BODY=1500000 # above Kafka's 1 MB record limit
 URL="http://127.0.0.1:$WPORT/webhooks/salesforce"
 
 # 0. Configuration: a listener without its secret is refused up front.
@@ -209,8 +213,8 @@ st=$(post "$WORK/stale.json" "$fut" "$(sig "$SECRET" "$fut" "$WORK/stale.json")"
 expect "future timestamp" 401 unauthorized "$st"
 pass "bad signature, stale and future timestamps -> 401 with the reason"
 
-# 4. Oversize body: 413 (the cap is 4096 bytes here), even when signed.
-pad=$(head -c 5000 /dev/zero | tr '\0' x)
+# 4. Oversize body: 413 (the cap is 1,500,000 bytes here), even when signed.
+pad=$(head -c 1600000 /dev/zero | tr '\0' x)
 printf '{"events":[{"entity":"Lead","change_type":"CREATE","record":{"Id":"%s","Description":"%s"}}]}' \
 	"$L_BIG" "$pad" >"$WORK/big.json"
 st=$(post "$WORK/big.json" "$now2" "$(sig "$SECRET" "$now2" "$WORK/big.json")" "it-$RUN-4")
@@ -237,18 +241,35 @@ st=$(post "$WORK/later.json" "$now2" "$(sig "$SECRET" "$now2" "$WORK/later.json"
 [ "$st" = 202 ] || fail "later delivery: status $st ($(cat "$WORK/resp"))"
 pass "malformed JSON, invalid record, missing delivery id -> 400; the refused id stays usable"
 
+# 5b. The transaction fails (one record over Kafka's message.max.bytes): no
+# record of the batch is visible and its delivery id is released, so the
+# sender's retry under the same id is accepted.
+pad=$(head -c 1100000 /dev/zero | tr '\0' y)
+printf '{"events":[%s,{"entity":"Lead","change_type":"CREATE","record":{"Id":"%s","Description":"%s"}}]}' \
+	"$(lead "$L_HUGE")" "$L_HUGE" "$pad" >"$WORK/huge.json"
+DR="it-$RUN-retry"
+st=$(post "$WORK/huge.json" "$now2" "$(sig "$SECRET" "$now2" "$WORK/huge.json")" "$DR")
+expect "unpublishable batch" 400 bad_request "$st"
+jq -r .reason "$WORK/resp" | grep -c 'cannot be published' >/dev/null || fail "unpublishable: $(cat "$WORK/resp")"
+echo "{\"events\":[$(lead "$L_RETRY")]}" >"$WORK/retry.json"
+st=$(post "$WORK/retry.json" "$now2" "$(sig "$SECRET" "$now2" "$WORK/retry.json")" "$DR")
+[ "$st" = 202 ] || fail "retry after a failed transaction: status $st ($(cat "$WORK/resp"))"
+pass "failed transaction -> nothing published, delivery id released, the retry is accepted"
+
 # 6. Nothing from a refused request reached Kafka. The later delivery's
 # record being visible proves the bridge published after the refusals.
 wait_topic cdc.lead "^$L_LATER	" 1 30 || fail "later delivery: $L_LATER not on ${P}cdc.lead"
+wait_topic cdc.lead "^$L_RETRY	" 1 30 || fail "retried delivery: $L_RETRY not on ${P}cdc.lead"
 for t in cdc.lead cdc.task wl.lead.route wl.lead.first_touch_detect wl.outreach.template_suggest \
 	dlq.bridge; do
 	topic "$t" >"$WORK/$t.txt"
 done
-for id in "$L_BADSIG" "$L_STALE" "$L_BIG" "$L_BADJSON" "$L_NODELIV"; do
+for id in "$L_BADSIG" "$L_STALE" "$L_BIG" "$L_BADJSON" "$L_NODELIV" "$L_HUGE"; do
 	n=$(cat "$WORK"/*.txt | grep -c "$id" || true)
 	[ "$n" -eq 0 ] || fail "refused request's $id: $n records in Kafka"
 done
 [ "$(grep -c "^$L_OK	" "$WORK/cdc.lead.txt")" -eq 1 ] || fail "$L_OK not exactly once on cdc.lead"
+[ "$(grep -c "^$L_RETRY	" "$WORK/cdc.lead.txt")" -eq 1 ] || fail "$L_RETRY not exactly once on cdc.lead"
 [ "$(grep -c "^$TASK	" "$WORK/cdc.task.txt")" -eq 1 ] || fail "$TASK not exactly once on cdc.task"
 for wl in lead.route outreach.template_suggest; do
 	[ "$(grep -c "^$L_OK	" "$WORK/wl.$wl.txt")" -eq 1 ] || fail "$L_OK not exactly once on wl.$wl"
@@ -262,10 +283,10 @@ pass "refused requests put nothing on any topic; accepted records exactly once"
 # 7. Metrics and the secret.
 m=$(curl -sf "http://127.0.0.1:$APORT/metrics") || fail "no /metrics"
 metric() { sed -n "s/^sfk_webhook_requests_total{outcome=\"$1\"} //p" <<<"$m"; }
-[ "$(metric accepted)" = 2 ] || fail "accepted: $(metric accepted)"
+[ "$(metric accepted)" = 3 ] || fail "accepted: $(metric accepted)"
 [ "$(metric duplicate)" = 3 ] || fail "duplicate: $(metric duplicate)"
 [ "$(metric unauthorized)" = 3 ] || fail "unauthorized: $(metric unauthorized)"
-[ "$(metric bad_request)" = 3 ] || fail "bad_request: $(metric bad_request)"
+[ "$(metric bad_request)" = 4 ] || fail "bad_request: $(metric bad_request)"
 grep -c -- "$SECRET" "$WORK/bridge.log" >/dev/null && fail "the webhook secret is in the log"
 # The webhook listener serves nothing else.
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$WPORT/metrics")" = 404 ] ||
