@@ -88,16 +88,23 @@ enum sfk_err poll_start(struct sf_rest *rest, const struct resync_out *o, const 
 				ms = (int64_t)timegm(&tm) * 1000;
 			}
 			resync_soql_datetime(ms, ts, sizeof ts);
-			soql = xasprintf("SELECT Id FROM %s WHERE SystemModstamp = %s", entity, ts);
+			soql = xasprintf("SELECT Id FROM %s WHERE SystemModstamp = %s ORDER BY Id",
+			                 entity, ts);
 			if ((rc = sf_query_open(rest, soql, &q, &e)) != SFK_OK) {
 				snprintf(errstr, errlen, "poll %s: ids at the watermark: %s",
 				         entity, e.message);
 				goto out;
 			}
 			c->stamp_ms = ms;
-			while ((rc = sf_query_next(q, &rec, &e)) == SFK_OK && rec &&
-			       json_array_size(c->ids) < RESYNC_TIES_MAX)
-				json_array_append(c->ids, json_object_get(rec, "Id"));
+			while ((rc = sf_query_next(q, &rec, &e)) == SFK_OK && rec) {
+				const char *id = json_string_value(json_object_get(rec, "Id"));
+				if (!id || strlen(id) >= sizeof c->last_id)
+					continue;
+				if (json_array_size(c->ids) < RESYNC_TIES_MAX)
+					json_array_append_new(c->ids, json_string(id));
+				if (strncmp(id, c->last_id, 15) > 0)
+					snprintf(c->last_id, sizeof c->last_id, "%s", id);
+			}
 			if (rc != SFK_OK) {
 				snprintf(errstr, errlen, "poll %s: ids at the watermark: %s",
 				         entity, e.message);

@@ -40,6 +40,7 @@ void resync_cursor_clear(struct resync_cursor *c)
 	json_decref(c->ids);
 	c->ids = NULL;
 	c->stamp_ms = -1;
+	c->last_id[0] = '\0';
 }
 
 void resync_job_clear(struct resync_job *j)
@@ -51,20 +52,26 @@ void resync_job_clear(struct resync_job *j)
 
 json_t *resync_cursor_json(const struct resync_cursor *c)
 {
-	return json_pack("{s:I,s:O}", "stamp_ms", (json_int_t)c->stamp_ms, "ids",
-	                 c->ids ? c->ids : json_array());
+	json_t *empty = json_array();
+	json_t *v = json_pack("{s:I,s:s,s:O}", "stamp_ms", (json_int_t)c->stamp_ms, "last_id",
+	                      c->last_id, "ids", c->ids ? c->ids : empty);
+	json_decref(empty);
+	return v;
 }
 
 int resync_cursor_parse(json_t *v, struct resync_cursor *c)
 {
 	json_t *st = json_object_get(v, "stamp_ms"), *ids = json_object_get(v, "ids"), *id;
+	const char *last = json_string_value(json_object_get(v, "last_id"));
 	size_t i;
-	if (!json_is_integer(st) || !json_is_array(ids) || json_array_size(ids) > RESYNC_TIES_MAX)
+	if (!json_is_integer(st) || !json_is_array(ids) || json_array_size(ids) > RESYNC_TIES_MAX ||
+	    !last || strlen(last) >= sizeof c->last_id)
 		return -1;
 	json_array_foreach(ids, i, id) if (!json_is_string(id)) return -1;
 	resync_cursor_clear(c);
 	c->stamp_ms = json_integer_value(st);
 	c->ids = json_deep_copy(ids);
+	snprintf(c->last_id, sizeof c->last_id, "%s", last);
 	return 0;
 }
 
@@ -347,12 +354,16 @@ static int64_t resync_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int id_seen(const struct resync_cursor *c, const char *id)
+/* Published already: at the cursor's second, listed in ids, or (when the
+ * list is full) not after last_id (15-character ids compare like ORDER BY Id). */
+static int id_seen(const struct resync_cursor *c, int64_t stamp, const char *id)
 {
 	json_t *v;
 	size_t i;
+	if (stamp != c->stamp_ms)
+		return 0;
 	json_array_foreach(c->ids, i, v) if (strcmp(json_string_value(v), id) == 0) return 1;
-	return 0;
+	return json_array_size(c->ids) >= RESYNC_TIES_MAX && strncmp(id, c->last_id, 15) <= 0;
 }
 
 static void cursor_advance(struct resync_cursor *c, int64_t stamp, const char *id)
@@ -363,12 +374,9 @@ static void cursor_advance(struct resync_cursor *c, int64_t stamp, const char *i
 		c->stamp_ms = stamp;
 		json_array_clear(c->ids);
 	}
+	snprintf(c->last_id, sizeof c->last_id, "%s", id);
 	if (json_array_size(c->ids) < RESYNC_TIES_MAX)
 		json_array_append_new(c->ids, json_string(id));
-	else
-		log_warn("resync: more than %d records share one SystemModstamp; later ones at "
-		         "that second are not tracked id=%s",
-		         RESYNC_TIES_MAX, id);
 }
 
 /* The envelope of one queryAll record. New reference or NULL (why). */
@@ -482,6 +490,7 @@ enum sfk_err resync_scan(struct sf_rest *rest, const struct resync_out *o, const
 	struct pager pg = {0};
 	struct resync_cursor next = {.stamp_ms = cur->stamp_ms,
 	                             .ids = cur->ids ? json_deep_copy(cur->ids) : json_array()};
+	snprintf(next.last_id, sizeof next.last_id, "%s", cur->last_id);
 	struct sf_error e;
 	char *select = NULL, *soql = NULL;
 	enum sfk_err rc;
@@ -522,7 +531,7 @@ enum sfk_err resync_scan(struct sf_rest *rest, const struct resync_out *o, const
 				log_error("resync: record without Id or SystemModstamp skipped "
 				          "object=%s",
 				          entity);
-			} else if (!(stamp == next.stamp_ms && id_seen(&next, id))) {
+			} else if (!id_seen(&next, stamp, id)) {
 				json_t *copy = json_deep_copy(rec);
 				json_object_set_new(copy, "_stamp", json_integer(stamp));
 				json_array_append_new(batch, copy);
@@ -539,10 +548,17 @@ enum sfk_err resync_scan(struct sf_rest *rest, const struct resync_out *o, const
 				goto out;
 			*total += n;
 			json_array_clear(batch);
+			if (mode == RESYNC_MODE_POLL)
+				log_info("poll chunk committed object=%s records=%zu total=%zu",
+				         entity, n, *total);
+			else
+				log_info("resync chunk committed object=%s records=%zu total=%zu",
+				         entity, n, *total);
 			/* committed: the caller's cursor moves */
 			resync_cursor_clear(cur);
 			cur->stamp_ms = next.stamp_ms;
 			cur->ids = json_deep_copy(next.ids);
+			snprintf(cur->last_id, sizeof cur->last_id, "%s", next.last_id);
 		}
 		if (!rec)
 			break;

@@ -45,14 +45,18 @@ struct resync_out {
 };
 
 /*
- * Scan position: every record up to (stamp_ms, ids) was published. Records
- * whose SystemModstamp equals stamp_ms and whose Id is in ids are skipped
- * (SystemModstamp has whole-second resolution: the next scan re-reads that
- * second and publishes only the ids not seen yet). stamp_ms -1: from the start.
+ * Scan position: every record up to (stamp_ms, last_id) in ORDER BY
+ * SystemModstamp, Id was published. SystemModstamp has whole-second
+ * resolution, so the next scan re-reads that second and skips the records
+ * whose Id is in ids (published at stamp_ms); a record of that second with
+ * another Id (modified later within the same second) is published. Past
+ * RESYNC_TIES_MAX ids in one second, Ids up to last_id count as published.
+ * stamp_ms -1: from the start.
  */
 struct resync_cursor {
 	int64_t stamp_ms;
-	json_t *ids; /* owned array of Id strings */
+	json_t *ids;      /* owned array of Id strings */
+	char last_id[19]; /* last Id published at stamp_ms ("" none) */
 };
 
 /* What a scan publishes. */
@@ -82,7 +86,7 @@ char *resync_job_value(const struct resync_job *j, int64_t now_ms);
 /* Parse such a value (borrowed) into *j (cleared first). 0, or -1 if malformed. */
 int resync_job_parse(json_t *v, struct resync_job *j);
 
-/* The cursor as {"stamp_ms":N,"ids":[..]} (new reference) and back (0 / -1). */
+/* The cursor as {"stamp_ms":N,"last_id":"..","ids":[..]} (new reference) and back (0 / -1). */
 json_t *resync_cursor_json(const struct resync_cursor *c);
 int resync_cursor_parse(json_t *v, struct resync_cursor *c);
 

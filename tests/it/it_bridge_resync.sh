@@ -2,7 +2,8 @@
 # it_bridge_resync: a transaction too big for CDC (GAP_OVERFLOW) makes
 # sfk-bridge read the entity back: every Lead appears on sfk.cdc.lead as a
 # SNAPSHOT with flags.resynced and its current field values (including the
-# change the overflow swallowed), and events after it flow on.
+# change the overflow swallowed), a Lead deleted shortly before comes back as
+# a resynced DELETE (queryAll), and events after it flow on.
 #
 # Needs KAFKA_BOOTSTRAP_SERVERS (eval "$(tests/stack/up --kafka mock)"); starts
 # its own sfk-sim with a tiny overflow limit (tests/stack/up --sim).
@@ -80,6 +81,10 @@ a=$(ctl POST /sim/records/Lead '{"LastName":"Alpha","Company":"A Ltd"}' | jq -r 
 b=$(ctl POST /sim/records/Lead '{"LastName":"Beta","Company":"B Ltd"}' | jq -r .id)
 wait_records "^($a|$b)	.*\"change_type\":\"CREATE\"" 2 30 || fail "creates not delivered"
 
+x=$(ctl POST /sim/records/Lead '{"LastName":"Xi","Company":"X Ltd"}' | jq -r .id)
+ctl DELETE "/sim/records/Lead/$x" >/dev/null
+wait_records "^$x	.*\"change_type\":\"DELETE\"" 1 30 || fail "delete not delivered"
+
 # Four fields in one update: over the limit of 3 -> GAP_OVERFLOW, no field data.
 ctl PATCH "/sim/records/Lead/$a" \
 	'{"Company":"Overflowed Inc","Industry":"Energy","Rating":"Hot","Title":"CTO"}' >/dev/null
@@ -90,7 +95,10 @@ snap=$(records | grep "^$a	" | grep '"SNAPSHOT"' | tail -1 | cut -f2)
 [ "$(jq -r .fields.Company <<<"$snap")" = "Overflowed Inc" ] ||
 	fail "snapshot misses the swallowed change: $(jq -c .fields <<<"$snap")"
 grep -q '"msg":"resync done","object":"Lead"' "$WORK/bridge.log" || fail "no 'resync done' log"
-pass "GAP_OVERFLOW -> Lead resync: SNAPSHOTs with the swallowed values"
+records | grep "^$x	" | cut -f2 | jq -e -s 'any(.[]; .change_type == "DELETE" and .flags.resynced == true and .fields == {})' >/dev/null ||
+	fail "the Lead deleted before the overflow has no resynced DELETE"
+[ "$(records | grep "^$x	" | grep -c '"SNAPSHOT"' || true)" -eq 0 ] || fail "a deleted Lead came back as SNAPSHOT"
+pass "GAP_OVERFLOW -> Lead resync: SNAPSHOTs with the swallowed values, resynced DELETE for the deleted Lead"
 
 c=$(ctl POST /sim/records/Lead '{"LastName":"Gamma","Company":"C Ltd"}' | jq -r .id)
 wait_records "^$c	.*\"change_type\":\"CREATE\"" 1 30 || fail "stream did not go on after the resync"
