@@ -133,7 +133,7 @@ if route != sorted(leads):
 ft = [(k, e["entity"]) for k, _, e in rows(work + "/ft.tsv")]
 if (l1, "Task") not in ft:
     errs.append(f"the closed task is not fanned out to first_touch keyed by its lead: {ft}")
-print("\n".join(errs), file=sys.stderr)
+errs and print("\n".join(errs), file=sys.stderr)
 sys.exit(1 if errs else 0)
 PY
 pass "$NL leads + 1 task: schema-valid CREATE envelopes flagged backfilled, fanned out (task keyed by its lead)"
@@ -173,7 +173,7 @@ for line in open(work + "/leads.tsv"):
         errs.append(f"{lid}: owner {org[lid]['OwnerId']} not in {allowed}")
     if writes.get(lid) != 1:
         errs.append(f"{lid}: {writes.get(lid)} writes, want 1")
-print("\n".join(errs), file=sys.stderr)
+errs and print("\n".join(errs), file=sys.stderr)
 sys.exit(1 if errs else 0)
 PY
 }

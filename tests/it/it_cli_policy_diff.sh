@@ -242,7 +242,7 @@ if gb != exp["cap_breaches"]:
     errs.append(f"cap breaches:\n got {gb}\n exp {exp['cap_breaches']}")
 if got["pool_exhausted"] != exp["pool_exhausted"]:
     errs.append(f"pool_exhausted {got['pool_exhausted']} != {exp['pool_exhausted']}")
-print("\n".join(errs), file=sys.stderr)
+errs and print("\n".join(errs), file=sys.stderr)
 sys.exit(1 if errs else 0)
 PY
 }
