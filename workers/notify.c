@@ -134,7 +134,7 @@ static enum sfk_err notify_decide(struct wl_ctx *ctx, const struct wl_event *ev,
 {
 	struct notify_state *st = ctx->state;
 	const struct notify_policy *p = st->policy;
-	size_t cap = n * (p->ntargets ? p->ntargets : 1) + 1, nj = 0;
+	size_t cap = n * (p->ntargets ? p->ntargets : 1) + 1, nj = 0, ndone = 0;
 	struct notify_job *jobs = xcalloc(cap, sizeof *jobs);
 	size_t *owner = xcalloc(cap, sizeof *owner); /* job -> event */
 	char **bodies = xcalloc(cap, sizeof *bodies);
@@ -223,9 +223,7 @@ static enum sfk_err notify_decide(struct wl_ctx *ctx, const struct wl_event *ev,
 			continue;
 		switch (j->result) {
 		case NOTIFY_DELIVERED:
-			if (idem_complete(st->idem, j->delivery_id) != SFK_OK)
-				log_warn("notify delivery not marked done delivery=%s target=%s",
-				         j->delivery_id, tname);
+			ids[ndone++] = j->delivery_id; /* marked done below, in one round trip */
 			log_info("notification delivered target=%s delivery=%s event=%s status=%ld "
 			         "attempts=%d",
 			         tname, j->delivery_id, ev[owner[k]].event_id, j->status,
@@ -250,6 +248,15 @@ static enum sfk_err notify_decide(struct wl_ctx *ctx, const struct wl_event *ev,
 			busy[owner[k]] = 1;
 			break;
 		}
+	}
+	for (size_t off = 0; off < ndone; off += IDEM_BATCH_MAX) {
+		size_t m = ndone - off < IDEM_BATCH_MAX ? ndone - off : IDEM_BATCH_MAX;
+		enum sfk_err *res = xcalloc(m, sizeof *res);
+		/* A lost "done" only means a redelivery may send again: at least once. */
+		if (idem_complete_batch(st->idem, m, ids + off, res) != SFK_OK)
+			log_warn("notify deliveries not marked done count=%zu error=%s", m,
+			         redis_errstr(ctx->redis));
+		free(res);
 	}
 	for (size_t e = 0; e < n; e++)
 		if (busy[e]) {
