@@ -32,6 +32,7 @@
 #include "publish.h"
 #include "resync.h"
 #include "sf_auth.h"
+#include "sf_quota.h"
 #include "sf_rest.h"
 #include "sf_token.h"
 #include "webhook.h"
@@ -191,6 +192,7 @@ struct bridge {
 	struct sf_auth *auth;
 	struct sf_token_cache *tokens;
 	struct sf_rest *rest;
+	struct sf_quota *quota; /* API usage of our reads (sfk_api_usage_ratio) */
 	struct kafka_producer *producer;
 	struct fanout *fanout;
 	struct publisher *pub;
@@ -602,7 +604,15 @@ static int poll_loop(struct bridge *b)
 		}
 		if (ok)
 			atomic_store(&g_polled, 1);
-		for (long long w = 0; w < g_poll_interval_ms && !g_stop; w += 100)
+		/* Near the org's daily API limit: poll ten times less often. */
+		long long pause = g_poll_interval_ms;
+		if (sf_quota_state(b->quota) == SF_QUOTA_PAUSED) {
+			pause *= 10;
+			log_warn("poll slowed down: API usage over the governor's pause share "
+			         "usage_ratio=%.3f interval_ms=%lld",
+			         sf_quota_ratio(b->quota), pause);
+		}
+		for (long long w = 0; w < pause && !g_stop; w += 100)
 			usleep(100 * 1000);
 	}
 	return g_lease_lost ? 1 : 0;
@@ -672,12 +682,14 @@ static int run(struct bridge *b)
 	}
 	struct sf_token_conf tc = {.auth = b->auth, .redis_url = g_redis_url};
 	b->tokens = sf_token_new(&tc);
+	b->quota = sf_quota_new(0.80, 0.95, 2000);
 	struct sf_rest_conf rc_ = {
 	        .tokens = b->tokens,
 	        .api_version = g_api_version,
 	        .ca_file = g_ca_file,
 	        .call_client = g_client_id,
 	        .redis_url = g_redis_url,
+	        .quota = b->quota,
 	};
 	if (!(b->rest = sf_rest_new(&rc_, err, sizeof err))) {
 		log_error("salesforce rest error=%s", err);
@@ -814,6 +826,7 @@ static void shutdown_bridge(struct bridge *b)
 	publish_free(&b->pub);
 	admin_free(&b->admin);
 	sf_rest_free(&b->rest);
+	sf_quota_free(&b->quota);
 	sf_token_free(&b->tokens);
 	sf_auth_free(&b->auth);
 	fanout_free(&b->fanout);

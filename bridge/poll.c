@@ -72,21 +72,13 @@ enum sfk_err poll_start(struct sf_rest *rest, const struct resync_out *o, const 
 			         e.message);
 			goto out;
 		}
-		const char *s =
-		        rec ? json_string_value(json_object_get(rec, "SystemModstamp")) : NULL;
+		int64_t ms = rec ? resync_parse_stamp(json_string_value(
+		                           json_object_get(rec, "SystemModstamp")))
+		                 : -1;
 		sf_query_free(&q);
 		free(soql);
 		soql = NULL;
-		if (s) {
-			int64_t ms = 0;
-			struct tm tm;
-			memset(&tm, 0, sizeof tm);
-			if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon,
-			           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 6) {
-				tm.tm_year -= 1900;
-				tm.tm_mon -= 1;
-				ms = (int64_t)timegm(&tm) * 1000;
-			}
+		if (ms >= 0) {
 			resync_soql_datetime(ms, ts, sizeof ts);
 			soql = xasprintf("SELECT Id FROM %s WHERE SystemModstamp = %s ORDER BY Id",
 			                 entity, ts);

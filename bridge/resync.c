@@ -222,7 +222,7 @@ char *resync_scan_soql(const char *select, const char *filter, const struct resy
 }
 
 /* "2026-11-22T01:02:03.000+0000" (or Z, or +hh:mm) -> ms since the epoch; -1. */
-static int64_t parse_stamp(const char *s)
+int64_t resync_parse_stamp(const char *s)
 {
 	int y, mo, d, h, mi, se, ms = 0, n = 0;
 	struct tm tm;
@@ -392,10 +392,10 @@ static json_t *envelope(const char *entity, json_t *rec, enum resync_mode mode, 
 	else if (mode == RESYNC_MODE_SNAPSHOT)
 		*ctype = "SNAPSHOT";
 	else
-		*ctype =
-		        parse_stamp(json_string_value(json_object_get(rec, "CreatedDate"))) == stamp
-		                ? "CREATE"
-		                : "UPDATE";
+		*ctype = resync_parse_stamp(
+		                 json_string_value(json_object_get(rec, "CreatedDate"))) == stamp
+		                 ? "CREATE"
+		                 : "UPDATE";
 	json_object_set_new(env, "change_type", json_string(*ctype));
 	if (deleted)
 		json_object_set_new(env, "fields", json_object()); /* as a CDC DELETE: no fields */
@@ -525,7 +525,7 @@ enum sfk_err resync_scan(struct sf_rest *rest, const struct resync_out *o, const
 		}
 		if (rec) {
 			const char *id = json_string_value(json_object_get(rec, "Id"));
-			int64_t stamp = parse_stamp(
+			int64_t stamp = resync_parse_stamp(
 			        json_string_value(json_object_get(rec, "SystemModstamp")));
 			if (!id || stamp < 0) {
 				log_error("resync: record without Id or SystemModstamp skipped "

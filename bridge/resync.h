@@ -105,6 +105,10 @@ char *resync_soql(const char *entity, json_t *describe, char *errstr, size_t err
  */
 char *resync_scan_soql(const char *select, const char *filter, const struct resync_cursor *c);
 
+/* A REST datetime ("2026-11-22T01:02:03.000+0000", Z or +hh:mm too) in ms
+ * since the epoch, or -1 if malformed. */
+int64_t resync_parse_stamp(const char *s);
+
 /* SOQL datetime literal of ms (whole seconds, UTC, "2026-11-22T01:02:03Z"). */
 void resync_soql_datetime(int64_t ms, char *out, size_t size);
 
