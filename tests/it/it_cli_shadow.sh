@@ -13,6 +13,9 @@
 #     only);
 #   - neither run wrote to Salesforce (/sim/stats) or changed Redis, nor moved
 #     the workers' group;
+#   - lead.first_touch_detect over a backfilled closed Task: the first
+#     response is decided (outcome written) but neither written nor stored
+#     in Redis (sfk:ttfr:*);
 #   - usage: --out with --out-topic, a bad --to -> exit 2.
 #
 # Needs: eval "$(tests/stack/up --kafka real --sim)" (the shared broker).
@@ -150,3 +153,19 @@ diff "$WORK/before.snap" "$WORK/after.snap" >"$WORK/diff3.out" || fail "shadow c
 committed_after=$("$SFK" topics describe --json 2>/dev/null | jq -c --arg t "${P}wl.lead.route" '.[] | select(.name == $t) | .lag')
 [ "$committed_before" = "$committed_after" ] || fail "group lag moved: $committed_before -> $committed_after"
 pass "no Salesforce write, Redis unchanged, the workers' group untouched"
+
+# 6. lead.first_touch_detect: a closed Task on a lead -> the shadow decides a
+#    first response to write, and neither writes it nor stores the Redis minimum.
+L1=$(head -1 "$WORK/leads.txt")
+T=$(ctl POST /sim/records/Task "$(jq -nc --arg w "$L1" '{WhoId: $w, Subject: "Call", Status: "Completed", Type: "Call"}')" | jq -r .id)
+[ -n "$T" ] && [ "$T" != null ] || fail "could not create a task"
+"$SFK" backfill --since "$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)" --entities Task >"$WORK/bf3.out" 2>"$WORK/bf3.err" ||
+	fail "task backfill exited $?"
+"$SFK" replay --workload lead.first_touch_detect --from "$T0" --shadow --out "$WORK/ft.jsonl" >"$WORK/ft.out" 2>"$WORK/ft.err" ||
+	fail "first_touch shadow exited $?"
+line=$(jq -c --arg t "$T" 'select(.record_id == $t)' "$WORK/ft.jsonl")
+[ "$(jq -r .outcome <<<"$line")" = written ] || fail "first_touch shadow: task outcome $(jq -r .outcome <<<"$line"), want written"
+[ "$(jq -r .write.First_Response_Source__c <<<"$line")" = Task ] || fail "first_touch shadow: no write shown for the task"
+[ "$(redis-cli -u "$REDIS_URL" --scan --pattern 'sfk:ttfr:*' | wc -l)" = 0 ] || fail "first_touch shadow stored a Redis minimum"
+[ "$(ctl GET /sim/stats | jq --arg id "$L1" '.writes[$id] // 0')" = 1 ] || fail "first_touch shadow wrote to the lead"
+pass "first_touch shadow: the task's first response decided (written), nothing stored or written"
