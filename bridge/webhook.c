@@ -610,6 +610,14 @@ out:
 	json_decref(msgs);
 }
 
+/* A body over the cap is refused by the server before handle() runs. */
+static void count_too_large(const char *path, void *ctx)
+{
+	struct webhook *w = ctx;
+	(void)path;
+	metric_add(w->m_req, 1, "payload_too_large");
+}
+
 struct webhook *webhook_start(const struct webhook_conf *conf, char *errstr, size_t errlen)
 {
 	const struct webhook_settings *s = conf->settings;
@@ -647,6 +655,8 @@ struct webhook *webhook_start(const struct webhook_conf *conf, char *errstr, siz
 	ao.max_body = w->pol.max_body;
 	ao.threads = 1; /* one request at a time: one Redis connection, one producer */
 	ao.no_builtin_routes = true;
+	ao.on_too_large = count_too_large;
+	ao.too_large_ctx = w;
 	if (!(w->srv = admin_new(&ao, errstr, errlen)))
 		goto fail;
 	admin_route(w->srv, "POST", WEBHOOK_PATH, handle, w);

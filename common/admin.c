@@ -404,11 +404,15 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn("admin http error=%s", msg);
 }
 
-static enum MHD_Result too_large(struct admin *srv, struct MHD_Connection *mc)
+static enum MHD_Result too_large(struct admin *srv, struct MHD_Connection *mc, const char *path)
 {
 	struct admin_resp resp = {0};
-	json_t *j = json_pack("{s:s, s:I}", "error", "payload_too_large", "max_bytes",
-	                      (json_int_t)srv->opts.max_body);
+	char reason[96];
+	snprintf(reason, sizeof reason, "request body larger than %zu bytes", srv->opts.max_body);
+	json_t *j = json_pack("{s:s, s:s, s:I}", "error", "payload_too_large", "reason", reason,
+	                      "max_bytes", (json_int_t)srv->opts.max_body);
+	if (srv->opts.on_too_large)
+		srv->opts.on_too_large(path, srv->opts.too_large_ctx);
 	admin_resp_json(&resp, 413, j);
 	admin_resp_header(&resp, "Connection", "close");
 	return send_resp(mc, &resp);
@@ -459,7 +463,7 @@ static enum MHD_Result dispatch(struct admin *srv, struct MHD_Connection *mc, st
 		return send_resp(mc, &resp);
 	}
 	if (c->too_big)
-		return too_large(srv, mc);
+		return too_large(srv, mc, path);
 
 	const char *q = strchr(c->uri, '?');
 	struct admin_req req = {
@@ -504,7 +508,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 			if (errno || end == cl || n > srv->opts.max_body) {
 				/* Answer before reading the body; MHD closes afterwards. */
 				c->answered = true;
-				return too_large(srv, mc);
+				return too_large(srv, mc, url);
 			}
 		}
 		return MHD_YES;

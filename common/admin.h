@@ -49,6 +49,10 @@ struct admin_opts {
 	unsigned timeout_s;     /* idle connection timeout */
 	unsigned threads;       /* 0/1: one internal polling thread; >1: a thread pool */
 	bool no_builtin_routes; /* true: no /metrics, /healthz, /readyz (webhook server) */
+	/* Optional: told about each request refused with 413 before any handler
+	 * runs (body over max_body), e.g. to count it. Runs on MHD's thread. */
+	void (*on_too_large)(const char *path, void *ctx);
+	void *too_large_ctx; /* borrowed */
 };
 
 /* One request, borrowed by a handler for the duration of the call. */

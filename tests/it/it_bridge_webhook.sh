@@ -220,6 +220,8 @@ printf '{"events":[{"entity":"Lead","change_type":"CREATE","record":{"Id":"%s","
 st=$(post "$WORK/big.json" "$now2" "$(sig "$SECRET" "$now2" "$WORK/big.json")" "it-$RUN-4")
 [ "$st" = 413 ] || fail "oversize: status $st"
 [ "$(jq -r .error "$WORK/resp")" = payload_too_large ] || fail "oversize: $(cat "$WORK/resp")"
+jq -r .reason "$WORK/resp" | grep -E '^request body larger than [0-9]+ bytes$' >/dev/null ||
+	fail "oversize: no reason in $(cat "$WORK/resp")"
 pass "oversize body -> 413 payload_too_large"
 
 # 5. Signed but malformed: 400 with the reason.
@@ -287,6 +289,7 @@ metric() { sed -n "s/^sfk_webhook_requests_total{outcome=\"$1\"} //p" <<<"$m"; }
 [ "$(metric duplicate)" = 3 ] || fail "duplicate: $(metric duplicate)"
 [ "$(metric unauthorized)" = 3 ] || fail "unauthorized: $(metric unauthorized)"
 [ "$(metric bad_request)" = 4 ] || fail "bad_request: $(metric bad_request)"
+[ "$(metric payload_too_large)" = 1 ] || fail "payload_too_large: $(metric payload_too_large)"
 grep -c -- "$SECRET" "$WORK/bridge.log" >/dev/null && fail "the webhook secret is in the log"
 # The webhook listener serves nothing else.
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$WPORT/metrics")" = 404 ] ||

@@ -350,6 +350,7 @@ static void oversized_body_413(void **state)
 	json_t *j = body_json(r);
 	assert_string_equal(json_string_value(json_object_get(j, "error")), "payload_too_large");
 	assert_int_equal(json_integer_value(json_object_get(j, "max_bytes")), MAX_BODY);
+	assert_non_null(strstr(json_string_value(json_object_get(j, "reason")), "larger than"));
 	json_decref(j);
 	assert_healthy();
 
