@@ -14,6 +14,11 @@
 #include <string.h>
 
 #include "../../bridge/cometd.c"
+/* The resync / poll scan's pure parts (SOQL, cursors, envelopes). */
+#include "../../bridge/fanout.c"
+#include "../../bridge/normalize.c"
+#include "../../bridge/resync.c"
+#include "jschema.h"
 
 static json_t *parse(const char *text)
 {
@@ -586,6 +591,134 @@ static int drive(int argc, char **argv)
 	return o == COMETD_FATAL ? 1 : 0;
 }
 
+/* ---- resync / poll scans (resync.c) ------------------------------------- */
+
+static void resync_scan_statement(void **state)
+{
+	(void)state;
+	struct resync_cursor c = {.stamp_ms = -1};
+	char *q = resync_scan_soql("SELECT Id, Company FROM Lead",
+	                           "SystemModstamp >= "
+	                           "2026-11-22T00:00:00Z",
+	                           &c);
+	assert_string_equal(q,
+	                    "SELECT Id, Company, IsDeleted, SystemModstamp FROM Lead WHERE "
+	                    "(SystemModstamp >= 2026-11-22T00:00:00Z) ORDER BY SystemModstamp, Id");
+	free(q);
+	c.stamp_ms = 1795313402999; /* cut to its second */
+	q = resync_scan_soql("SELECT Id, SystemModstamp, IsDeleted FROM Task", NULL, &c);
+	assert_string_equal(q,
+	                    "SELECT Id, SystemModstamp, IsDeleted FROM Task WHERE "
+	                    "SystemModstamp >= 2026-11-22T02:10:02Z ORDER BY SystemModstamp, Id");
+	free(q);
+	q = resync_scan_soql("SELECT Id FROM Lead",
+	                     "IsDeleted = false OR SystemModstamp >= "
+	                     "1970-01-01T00:00:00Z",
+	                     &c);
+	assert_non_null(strstr(q,
+	                       "WHERE (IsDeleted = false OR SystemModstamp >= "
+	                       "1970-01-01T00:00:00Z) AND SystemModstamp >= 2026-11-22T02:10:02Z"));
+	free(q);
+}
+
+static void resync_stamps_and_channels(void **state)
+{
+	(void)state;
+	char e[NORMALIZE_ENTITY_MAX + 1];
+	assert_int_equal(resync_parse_stamp("2026-11-22T02:10:02.000+0000"), 1795313402000);
+	assert_int_equal(resync_parse_stamp("2026-11-22T02:10:02.250Z"), 1795313402250);
+	assert_int_equal(resync_parse_stamp("2026-11-22T03:10:02.000+01:00"), 1795313402000);
+	assert_int_equal(resync_parse_stamp("yesterday"), -1);
+	assert_int_equal(resync_parse_stamp(NULL), -1);
+	assert_int_equal(resync_channel_entity("/data/LeadChangeEvent", e, sizeof e), 0);
+	assert_string_equal(e, "Lead");
+	assert_int_equal(resync_channel_entity("/data/Foo__ChangeEvent", e, sizeof e), 0);
+	assert_string_equal(e, "Foo__c");
+	assert_int_equal(resync_channel_entity("/data/ChangeEvents", e, sizeof e), -1);
+	assert_int_equal(resync_channel_entity("/data/Sales__chn", e, sizeof e), -1);
+	assert_int_equal(resync_channel_entity("/topic/x", e, sizeof e), -1);
+}
+
+static void resync_job_round_trip_and_ties(void **state)
+{
+	(void)state;
+	struct resync_job j, back;
+	memset(&j, 0, sizeof j);
+	memset(&back, 0, sizeof back);
+	resync_job_clear(&j);
+	snprintf(j.entity, sizeof j.entity, "Lead");
+	snprintf(j.reason, sizeof j.reason, "invalid_replay");
+	snprintf(j.channel, sizeof j.channel, "/data/LeadChangeEvent");
+	j.replay_id = 9007199254740993LL; /* > 2^53: kept exact */
+	j.since_ms = 1000;
+	j.deletes_since_ms = 1000;
+	cursor_advance(&j.cur, 5000, "00Q000000000002AAA");
+	cursor_advance(&j.cur, 5000, "00Q000000000003AAA");
+	char *v = resync_job_value(&j, 42);
+	json_t *jv = json_loads(v, 0, NULL);
+	assert_int_equal(resync_job_parse(jv, &back), 0);
+	assert_string_equal(back.channel, "/data/LeadChangeEvent");
+	assert_true(back.replay_id == 9007199254740993LL);
+	assert_int_equal(back.cur.stamp_ms, 5000);
+	assert_string_equal(back.cur.last_id, "00Q000000000003AAA");
+	/* Same second: published ids are skipped, a later change of another
+	 * (even lower) id in that second is not; a new second resets. */
+	assert_true(id_seen(&back.cur, 5000, "00Q000000000002AAA"));
+	assert_false(id_seen(&back.cur, 5000, "00Q000000000001AAA"));
+	assert_false(id_seen(&back.cur, 6000, "00Q000000000002AAA"));
+	cursor_advance(&back.cur, 6000, "00Q000000000001AAA");
+	assert_int_equal(json_array_size(back.cur.ids), 1);
+	json_object_set_new(jv, "since_ms", json_string("x"));
+	assert_int_equal(resync_job_parse(jv, &back), -1);
+	json_decref(jv);
+	free(v);
+	resync_job_clear(&j);
+	resync_job_clear(&back);
+}
+
+static void resync_envelopes_valid(void **state)
+{
+	(void)state;
+	char why[256], path[1024];
+	const char *src = getenv("SFK_SOURCE_DIR"), *ct = NULL;
+	assert_non_null(src);
+	snprintf(path, sizeof path, "%s/schemas/event.schema.json", src);
+	struct jschema *s = jschema_load(path, why, sizeof why);
+	assert_non_null(s);
+	json_t *live = json_pack("{s:{s:s},s:s,s:s,s:s,s:s,s:b}", "attributes", "type", "Lead",
+	                         "Id", "00Q000000000001AAA", "Company", "A", "CreatedDate",
+	                         "2026-11-22T02:10:02.000+0000", "SystemModstamp",
+	                         "2026-11-22T02:10:02.000+0000", "IsDeleted", 0);
+	json_t *env =
+	        envelope("Lead", live, RESYNC_MODE_POLL, 1795313402000, 1, &ct, why, sizeof why);
+	assert_string_equal(ct, "CREATE");
+	assert_int_equal(jschema_validate(s, env, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(env, "event_id")),
+	                    "Lead:00Q000000000001AAA:1795313402000");
+	assert_false(json_is_true(json_object_get(json_object_get(env, "flags"), "resynced")));
+	json_decref(env);
+	json_object_set_new(live, "SystemModstamp", json_string("2026-11-22T02:10:09.000+0000"));
+	env = envelope("Lead", live, RESYNC_MODE_POLL, 1795313409000, 1, &ct, why, sizeof why);
+	assert_string_equal(ct, "UPDATE");
+	assert_int_equal(json_integer_value(json_object_get(env, "commit_timestamp")),
+	                 1795313409000);
+	json_decref(env);
+	env = envelope("Lead", live, RESYNC_MODE_SNAPSHOT, 1795313409000, 1, &ct, why, sizeof why);
+	assert_string_equal(ct, "SNAPSHOT");
+	assert_true(json_is_true(json_object_get(json_object_get(env, "flags"), "resynced")));
+	assert_int_equal(jschema_validate(s, env, NULL), 0);
+	json_decref(env);
+	json_object_set_new(live, "IsDeleted", json_true());
+	env = envelope("Lead", live, RESYNC_MODE_SNAPSHOT, 1795313409000, 1, &ct, why, sizeof why);
+	assert_string_equal(ct, "DELETE");
+	assert_int_equal(json_object_size(json_object_get(env, "fields")), 0);
+	assert_true(json_is_true(json_object_get(json_object_get(env, "flags"), "resynced")));
+	assert_int_equal(jschema_validate(s, env, NULL), 0);
+	json_decref(env);
+	json_decref(live);
+	jschema_free(s);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--drive") == 0)
@@ -602,6 +735,10 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(backoff_is_bounded_and_jittered),
 	        cmocka_unit_test(config_checked),
 	        cmocka_unit_test(invalid_replay_without_channel),
+	        cmocka_unit_test(resync_scan_statement),
+	        cmocka_unit_test(resync_stamps_and_channels),
+	        cmocka_unit_test(resync_job_round_trip_and_ties),
+	        cmocka_unit_test(resync_envelopes_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
