@@ -215,6 +215,11 @@ M=$(curl -sf "http://127.0.0.1:$port/metrics")
 grep -E '^sfk_notify_circuit_state\{target="dead"\} 2$' <<<"$M" >/dev/null ||
 	fail "circuit gauge: $(grep circuit_state <<<"$M")"
 grep -E '^sfk_notify_circuit_state\{target="hook"\} 0$' <<<"$M" >/dev/null || fail "hook circuit not closed"
+grep -E '^sfk_notify_delivery_latency_seconds_count\{target="hook"\} [0-9]+' <<<"$M" >/dev/null ||
+	fail "no latency histogram for hook"
+if command -v promtool >/dev/null; then
+	promtool check metrics <<<"$M" >"$WORK/promtool.out" 2>&1 || fail "promtool: $(cat "$WORK/promtool.out")"
+fi
 pass "dead target: $N letters in $DLQ naming it, $dead_req requests (circuit open, gauge 2)"
 
 # --- 4b. sfk dlq retry of one letter: the targets that got it are not sent again
