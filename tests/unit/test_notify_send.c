@@ -4,7 +4,8 @@
  * the signature on the wire verifies, a slow target does not hold up a fast
  * one in the same run, 500s are retried within the budget, 429 Retry-After
  * is honoured, the circuit opens / fails fast / half-opens / closes, a
- * 4xx is final, and the run deadline defers what is left.
+ * 4xx is final, a target that does not answer in time fails as a timeout,
+ * and the run deadline defers what is left.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -342,6 +343,15 @@ static void test_deadline_defers(void **state)
 	assert_true(mono_s() - t0 < 0.9);
 	assert_int_equal(j[0].result, NOTIFY_DEFERRED);
 	assert_int_equal(j[1].result, NOTIFY_DELIVERED);
+	/* no answer within timeout_ms: retried, then failed as a timeout */
+	p->targets[P_SLOW].timeout_ms = 200;
+	p->targets[P_SLOW].max_attempts = 2;
+	job(&j[0], P_SLOW, "d-s2", "{}");
+	notify_sender_run(s, j, 1, 10000, NULL);
+	assert_int_equal(j[0].result, NOTIFY_FAILED);
+	assert_int_equal(j[0].attempts, 2);
+	assert_string_equal(j[0].code, "timeout");
+	assert_int_equal(j[0].err, SFK_ERR_TIMEOUT);
 	/* a stop request defers at once */
 	volatile sig_atomic_t stop = 1;
 	job(&j[0], P_OK, "d-o2", "{}");

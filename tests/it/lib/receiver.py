@@ -6,7 +6,7 @@
 Listens on 127.0.0.1 (free port, printed as "PORT <n>" on stdout) and accepts
 POST /hook/<name>: the body must be JSON; webhook targets must carry a valid
 X-Sfk-Signature (HMAC-SHA256 over X-Sfk-Timestamp "." body with the target's
-secret), slack bodies {"text", "blocks": [...]}, discord bodies {"content",
+secret, timestamp within 5 minutes), slack bodies {"text", "blocks": [...]}, discord bodies {"content",
 "embeds": [...]}. Every request is counted by X-Sfk-Delivery.
 
 Faults per target, set with POST /control/<name> {JSON}:
@@ -29,6 +29,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BODY_MAX = 1 << 20  # a larger request is refused (413)
+SKEW_MAX_S = 300  # X-Sfk-Timestamp older or newer than this: refused
 LOCK = threading.Lock()
 SECRETS = {}
 KINDS = {}
@@ -127,6 +128,10 @@ class Handler(BaseHTTPRequestHandler):
             ts = self.headers.get("X-Sfk-Timestamp", "")
             want = "sha256=" + hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
             good_sig = hmac.compare_digest(want, self.headers.get("X-Sfk-Signature", ""))
+            try:  # a replayed old request is refused like a forged one
+                good_sig = good_sig and abs(time.time() - int(ts)) <= SKEW_MAX_S
+            except ValueError:
+                good_sig = False
             if good_fmt and doc.get("delivery_id") != did:
                 good_fmt = False
         with LOCK:
