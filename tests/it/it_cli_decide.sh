@@ -9,6 +9,9 @@
 #     the next lead shows the pool's next owner; a second --apply writes
 #     nothing; a lead without NumberOfEmployees goes to the fallback queue;
 #   - outreach.template_suggest prints a template and writes nothing;
+#   - lead.first_touch_detect decides the Lead with its closed Task: the
+#     dry run shows the first response and stores nothing; --apply twice
+#     writes it once;
 #   - usage errors exit 2.
 #
 # Needs: eval "$(tests/stack/up --kafka real --sim)" (REDIS_URL, SF_*).
@@ -121,3 +124,19 @@ pass "missing NumberOfEmployees -> fallback queue with its reason"
 [ "$(jq -r '.decision.template_id // empty' "$WORK/tpl.out")" != "" ] || fail "no template suggested"
 [ "$(writes "$B")" = 0 ] || fail "template dry run wrote"
 pass "outreach.template_suggest: template $(jq -r .decision.template_id "$WORK/tpl.out"), nothing written"
+
+# 6. lead.first_touch_detect: the Lead with its closed Task, decided together
+T=$(ctl POST /sim/records/Task "$(jq -nc --arg w "$C" '{WhoId: $w, Subject: "Call", Status: "Completed", Type: "Call"}')" | jq -r .id)
+[ -n "$T" ] && [ "$T" != null ] || fail "could not create a task"
+"$SFK" decide --workload lead.first_touch_detect --lead-id "$C" --json >"$WORK/ft.out" 2>"$WORK/ft.err" || fail "first_touch exited $?"
+[ "$(jq -r '[.entity, .record_id, .outcome] | join(" ")' "$WORK/ft.out")" = "Task $T written" ] ||
+	fail "first_touch: $(jq -c '[.entity, .record_id, .outcome]' "$WORK/ft.out"), want the task's response written"
+[ "$(jq -r .write.First_Response_Source__c "$WORK/ft.out")" = Task ] || fail "first_touch: no First_Response_Source__c"
+[ "$(writes "$C")" = 0 ] || fail "first_touch dry run wrote"
+[ "$(redis-cli -u "$REDIS_URL" EXISTS "sfk:ttfr:$C")" = 0 ] || fail "first_touch dry run stored sfk:ttfr:$C"
+"$SFK" decide --workload lead.first_touch_detect --lead-id "$C" --apply --json >"$WORK/ft2.out" 2>"$WORK/ft2.err" || fail "first_touch --apply exited $?"
+"$SFK" decide --workload lead.first_touch_detect --lead-id "$C" --apply --json >"$WORK/ft3.out" 2>"$WORK/ft3.err" || fail "second first_touch --apply exited $?"
+[ "$(writes "$C")" = 1 ] || fail "first_touch --apply twice: $(writes "$C") writes, want 1"
+[ "$(ctl GET /sim/org | jq -r --arg id "$C" '.Lead[] | select(.Id == $id) | .First_Response_Source__c')" = Task ] ||
+	fail "Lead $C has no First_Response_Source__c after --apply"
+pass "first_touch: the lead's closed task decided (dry run: nothing written or stored); --apply twice writes once"
