@@ -289,8 +289,12 @@ static enum sfk_err on_batch(void *ctx, json_t *messages)
 			b->committed_at[i] = now;
 		}
 	b->last_commit_ms = now;
-	/* GAP_OVERFLOW resyncs queued by on_resync, before the next long-poll. */
-	return run_jobs(b) == 0 ? SFK_OK : SFK_ERR_SF_PERMANENT;
+	/* GAP_OVERFLOW resyncs queued by on_resync, before the next long-poll.
+	 * The batch itself is committed whatever happens here: a resync that
+	 * does not finish stays queued (retried after the next batch) and
+	 * recorded in the checkpoint topic (resumed by the next start). */
+	run_jobs(b);
+	return SFK_OK;
 }
 
 static void queue_job(struct bridge *b, struct resync_job *j)
