@@ -11,6 +11,10 @@
  * event through the loop's DLQ with the target and reason; a delivery cut
  * by the batch deadline releases its claim and the event is redelivered
  * (its delivered targets are skipped as duplicates).
+ *
+ * Without a Kafka producer (the CLI's sfk decide / replay --shadow) the
+ * workload is a dry run: it matches and renders, and the decision lists the
+ * deliveries it would make; nothing is claimed or sent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +49,7 @@ static const struct config_entry notify_config[] = {
 };
 
 struct notify_state {
+	int dry; /* no producer (sfk decide, replay --shadow): match and render only */
 	struct notify_policy *policy;
 	struct notify_sender *sender;
 	struct idem *idem;
@@ -78,6 +83,14 @@ static int notify_init(struct wl_ctx *ctx)
 	}
 	st = xcalloc(1, sizeof *st);
 	st->policy = p;
+	/* Without a producer nothing can be dead-lettered, so nothing may be sent
+	 * (at least once needs the DLQ): the CLI's dry runs get what would be sent. */
+	st->dry = ctx->producer == NULL;
+	if (st->dry) {
+		ctx->state = st;
+		log_info("notify.webhook dry run: nothing is sent or claimed");
+		return 0;
+	}
 	st->idem = idem_new(ctx->redis, NOTIFY_IDEM_NS, ctx->epoch, &io, err, sizeof err);
 	if (!st->idem) {
 		log_error("notify idempotency error=%s", err);
@@ -174,6 +187,23 @@ static enum sfk_err notify_decide(struct wl_ctx *ctx, const struct wl_event *ev,
 			ids[nj] = j->delivery_id;
 			owner[nj++] = e;
 		}
+	}
+
+	if (st->dry) { /* what would be sent, as the decision */
+		for (size_t e = 0; e < n; e++)
+			if (out[e].action == WL_SKIP && strcmp(out[e].outcome, "delivered") == 0)
+				snprintf(out[e].outcome, sizeof out[e].outcome, "would_deliver");
+		for (size_t k = 0; k < nj; k++) {
+			struct wl_decision *d = &out[owner[k]];
+			if (!d->decision)
+				d->decision = json_pack("{s:[]}", "deliveries");
+			json_array_append_new(json_object_get(d->decision, "deliveries"),
+			                      json_pack("{s:s, s:s, s:I}", "target",
+			                                p->targets[jobs[k].target].name,
+			                                "delivery_id", jobs[k].delivery_id, "bytes",
+			                                (json_int_t)jobs[k].len));
+		}
+		goto out;
 	}
 
 	/* 2. claim every delivery id in one round trip per IDEM_BATCH_MAX */

@@ -5,7 +5,8 @@
  * one in the same run, 500s are retried within the budget, 429 Retry-After
  * is honoured, the circuit opens / fails fast / half-opens / closes, a
  * 4xx is final, a target that does not answer in time fails as a timeout,
- * and the run deadline defers what is left.
+ * and the run deadline defers what is left; without a producer (the CLI's
+ * dry runs) the workload sends nothing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +25,8 @@
 #include "../../workers/notify_flow.c"
 #include "../../workers/notify_format.c"
 #include "../../workers/notify_send.c"
+#include "../../workers/notify_policy.c"
+#include "../../workers/notify.c"
 
 #define SRV_BODY_MAX 8192
 
@@ -122,6 +125,20 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)toe;
 	free(*con_cls);
 	*con_cls = NULL;
+}
+
+static int loop_parse_event_stub(json_t *env, struct wl_event *ev, char *err, size_t len)
+{
+	(void)err;
+	(void)len;
+	memset(ev, 0, sizeof *ev);
+	ev->env = env;
+	ev->fields = json_object_get(env, "fields");
+	ev->event_id = json_string_value(json_object_get(env, "event_id"));
+	ev->entity = json_string_value(json_object_get(env, "entity"));
+	ev->change_type = json_string_value(json_object_get(env, "change_type"));
+	ev->record_id = json_string_value(json_object_get(env, "record_id"));
+	return ev->event_id && ev->entity ? 0 : -1;
 }
 
 static struct MHD_Daemon *daemon_;
@@ -362,6 +379,52 @@ static void test_deadline_defers(void **state)
 	free(p);
 }
 
+/* Without a producer (the CLI's sfk decide) the workload only tells what it
+ * would send: nothing reaches the server, nothing is claimed in Redis. */
+static void test_dry_run(void **state)
+{
+	(void)state;
+	char pol[1024], sch[1024];
+	const char *src = getenv("SFK_SOURCE_DIR");
+	snprintf(pol, sizeof pol, "%s/policies/notifications.json", src ? src : ".");
+	snprintf(sch, sizeof sch, "%s/schemas/notifications.schema.json", src ? src : ".");
+	g_policy_path = pol;
+	g_schema_path = sch;
+	g_deadline_ms = 1000;
+	setenv("SFK_NOTIFY_SALESOPS_URL", urls[P_OK], 1);
+	setenv("SFK_NOTIFY_SECRET_SALESOPS", "k", 1);
+	setenv("SFK_NOTIFY_SLACK_SALES_URL", urls[P_OK], 1);
+	setenv("SFK_NOTIFY_DISCORD_OPS_URL", urls[P_OK], 1);
+	struct wl_ctx ctx = {.workload_id = "notify.webhook"}; /* no producer, no Redis */
+	assert_int_equal(notify_ops.init(&ctx), 0);
+
+	json_t *env =
+	        json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:{s:i}}", "envelope_version", 1,
+	                  "event_id", "Lead:00Q5e00000AbCdE:1", "entity", "Lead", "change_type",
+	                  "CREATE", "record_id", "00Q5e00000AbCdE", "commit_timestamp",
+	                  (json_int_t)1700000000000, "fields", "NumberOfEmployees", 5000);
+	struct wl_event ev;
+	struct wl_decision d;
+	char err[256];
+	assert_int_equal(loop_parse_event_stub(env, &ev, err, sizeof err), 0);
+	memset(&d, 0, sizeof d);
+	pthread_mutex_lock(&srv.mu);
+	int before = srv.requests[P_OK];
+	pthread_mutex_unlock(&srv.mu);
+	assert_int_equal(notify_ops.decide(&ctx, &ev, 1, &d), SFK_OK);
+	assert_int_equal(d.action, WL_SKIP);
+	assert_string_equal(d.outcome, "would_deliver");
+	json_t *dl = json_object_get(d.decision, "deliveries");
+	assert_int_equal(json_array_size(dl), 2); /* salesops + slack-sales (>= 1000) */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(dl, 0), "target")),
+	                    "salesops");
+	assert_int_equal(srv.requests[P_OK], before);
+	json_decref(d.decision);
+	json_decref(env);
+	notify_ops.fini(&ctx);
+	assert_null(ctx.state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +432,7 @@ int main(void)
 	        cmocka_unit_test(test_retries_and_429),
 	        cmocka_unit_test(test_budget_and_breaker),
 	        cmocka_unit_test(test_deadline_defers),
+	        cmocka_unit_test(test_dry_run),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
