@@ -345,6 +345,63 @@ static void pager_close(struct pager *pg)
 	pg->page = NULL;
 }
 
+/* ---- SELECT lists, cached -------------------------------------------------- */
+
+/* Describe results change rarely: the SELECT list of an entity is kept for
+ * RESYNC_SELECT_TTL_MS (a poll every few seconds must not add a describe call
+ * each time when no Redis cache is configured). Used by the one thread that
+ * runs scans. */
+#define RESYNC_SELECT_CACHE  32
+#define RESYNC_SELECT_TTL_MS (3600 * 1000)
+
+static struct {
+	char entity[NORMALIZE_ENTITY_MAX + 1];
+	char *select;
+	int64_t at_ms;
+} g_selects[RESYNC_SELECT_CACHE];
+
+static int64_t mono_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The SELECT list of entity: new string (free()), or NULL (*rc, errstr). */
+static char *select_list(struct sf_rest *rest, const char *entity, enum sfk_err *rc, char *errstr,
+                         size_t errlen)
+{
+	json_t *describe = NULL;
+	struct sf_error e;
+	size_t i, slot = 0;
+	int64_t now = mono_now_ms();
+
+	for (i = 0; i < RESYNC_SELECT_CACHE; i++) {
+		if (g_selects[i].select && strcmp(g_selects[i].entity, entity) == 0 &&
+		    now - g_selects[i].at_ms < RESYNC_SELECT_TTL_MS)
+			return xstrdup(g_selects[i].select);
+		if (g_selects[i].at_ms < g_selects[slot].at_ms ||
+		    strcmp(g_selects[i].entity, entity) == 0)
+			slot = i;
+	}
+	memset(&e, 0, sizeof e);
+	if ((*rc = sf_rest_describe(rest, entity, &describe, &e)) != SFK_OK) {
+		snprintf(errstr, errlen, "resync %s: describe: %s", entity, e.message);
+		return NULL;
+	}
+	char *sel = resync_soql(entity, describe, errstr, errlen);
+	json_decref(describe);
+	if (!sel) {
+		*rc = SFK_ERR_TOO_LARGE;
+		return NULL;
+	}
+	free(g_selects[slot].select);
+	snprintf(g_selects[slot].entity, sizeof g_selects[slot].entity, "%s", entity);
+	g_selects[slot].select = xstrdup(sel);
+	g_selects[slot].at_ms = now;
+	return sel;
+}
+
 /* ---- publishing ------------------------------------------------------------ */
 
 static int64_t resync_now_ms(void)
@@ -486,14 +543,14 @@ enum sfk_err resync_scan(struct sf_rest *rest, const struct resync_out *o, const
                          size_t chunk, const char *key, resync_value_fn value_fn, void *ctx,
                          volatile sig_atomic_t *stop, size_t *total, char *errstr, size_t errlen)
 {
-	json_t *describe = NULL, *batch = NULL, *rec;
+	json_t *batch = NULL, *rec;
 	struct pager pg = {0};
 	struct resync_cursor next = {.stamp_ms = cur->stamp_ms,
 	                             .ids = cur->ids ? json_deep_copy(cur->ids) : json_array()};
 	snprintf(next.last_id, sizeof next.last_id, "%s", cur->last_id);
 	struct sf_error e;
 	char *select = NULL, *soql = NULL;
-	enum sfk_err rc;
+	enum sfk_err rc = SFK_OK;
 	struct metric *m_events = metrics_counter("sfk_cdc_events_total",
 	                                          "Change events committed to Kafka by the bridge",
 	                                          "object,change_type");
@@ -502,14 +559,8 @@ enum sfk_err resync_scan(struct sf_rest *rest, const struct resync_out *o, const
 	if (chunk == 0)
 		chunk = RESYNC_DEFAULT_CHUNK;
 	memset(&e, 0, sizeof e);
-	if ((rc = sf_rest_describe(rest, entity, &describe, &e)) != SFK_OK) {
-		snprintf(errstr, errlen, "resync %s: describe: %s", entity, e.message);
+	if (!(select = select_list(rest, entity, &rc, errstr, errlen)))
 		goto out;
-	}
-	if (!(select = resync_soql(entity, describe, errstr, errlen))) {
-		rc = SFK_ERR_TOO_LARGE;
-		goto out;
-	}
 	soql = resync_scan_soql(select, filter, cur);
 	if ((rc = pager_open(&pg, rest, soql, &e)) != SFK_OK) {
 		snprintf(errstr, errlen, "resync %s: queryAll: %s", entity, e.message);
@@ -569,7 +620,6 @@ out:
 	resync_cursor_clear(&next);
 	free(soql);
 	free(select);
-	json_decref(describe);
 	return rc;
 }
 
