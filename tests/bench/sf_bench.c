@@ -5,11 +5,16 @@
  *                        sObject Collections (200 per call) vs one PATCH each
  *   sf_bench rps [N]     N GET /limits through the keep-alive pool vs a new
  *                        connection (TCP + TLS handshake) per request
+ *   sf_bench tokens S R  S seconds of GET /limits at R requests/s through the
+ *                        shared token cache (REDIS_URL), like one worker
+ *                        process; prints the process's token metrics
+ *                        (sfk_token_cache_requests_total, sfk_auth_requests_total)
  *
  * Environment as for the integration tests (eval "$(tests/stack/up --sim)").
  * API calls are counted by the emulator (/sim/stats), not by us.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +22,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "sf_auth.h"
 #include "sf_rest.h"
 #include "sf_token.h"
@@ -235,6 +241,46 @@ static int bench_rps(int n)
 	return failed != 0;
 }
 
+/* One process of the token-cache benchmark (tests/bench/run scenario 6). */
+static int bench_tokens(long seconds, long rate)
+{
+	struct client c;
+	struct sf_error e;
+	int failed = 0;
+	long done = 0;
+	client_open(&c, 0);
+	double t0 = now_s();
+	for (;;) {
+		double t = now_s() - t0;
+		if (t >= (double)seconds)
+			break;
+		double due = (double)done / (double)rate;
+		if (due > t) {
+			struct timespec ts = {0, (long)((due - t) * 1e9)};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		json_t *l = NULL;
+		failed += sf_rest_limits(c.rest, &l, &e) != SFK_OK;
+		json_decref(l);
+		done++;
+	}
+	size_t len = 0;
+	char *text = metrics_render(&len);
+	for (char *line = text; line && *line;) {
+		char *nl = strchr(line, '\n');
+		size_t n = nl ? (size_t)(nl - line) : strlen(line);
+		if (line[0] != '#' && (strncmp(line, "sfk_token_cache_requests_total", 30) == 0 ||
+		                       strncmp(line, "sfk_auth_requests_total", 23) == 0))
+			printf("%.*s\n", (int)n, line);
+		line = nl ? nl + 1 : NULL;
+	}
+	free(text);
+	printf("requests %ld failed %d\n", done, failed);
+	client_close(&c);
+	return failed != 0;
+}
+
 int main(int argc, char **argv)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -254,6 +300,16 @@ int main(int argc, char **argv)
 		return bench_calls(n ? (int)n : 1000);
 	if (strcmp(mode, "rps") == 0)
 		return bench_rps(n ? (int)n : 500);
-	fprintf(stderr, "usage: sf_bench calls [N] | rps [N]\n");
+	if (strcmp(mode, "tokens") == 0 && argc == 4) {
+		char *end;
+		errno = 0;
+		long rate = strtol(argv[3], &end, 10);
+		if (*end || errno || rate <= 0 || n <= 0) {
+			fprintf(stderr, "sf_bench: tokens SECONDS RATE: positive integers\n");
+			return 2;
+		}
+		return bench_tokens(n, rate);
+	}
+	fprintf(stderr, "usage: sf_bench calls [N] | rps [N] | tokens SECONDS RATE\n");
 	return 2;
 }
