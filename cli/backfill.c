@@ -8,7 +8,7 @@
  * system ran.
  *
  * Each record becomes the envelope of its creation: change_type CREATE (what
- * the workers act on), flags.resynced = true (not from a change event:
+ * the workers act on), flags.backfilled = true (not from a change event:
  * event_id <entity>:<Id>:0, commit_timestamp = fetch time, channel null) and
  * the Kafka header sfk.backfill = 1. The event id is stable, so running a
  * backfill twice is absorbed by the workers' idempotency. Records go to
@@ -127,6 +127,9 @@ static enum sfk_err feed(struct bf *b, const char *entity, json_t *rec, int64_t 
 
 	if (!env)
 		return SFK_ERR_INVALID;
+	json_t *flags = json_object_get(env, "flags");
+	json_object_set_new(flags, "resynced", json_false());
+	json_object_set_new(flags, "backfilled", json_true());
 	if (normalize_topic(g_prefix, entity, cdc, sizeof cdc) != 0) {
 		snprintf(err, len, "%s: no topic name", entity);
 		e = SFK_ERR_INVALID;

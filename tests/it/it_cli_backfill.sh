@@ -5,7 +5,7 @@
 # (per-run topic prefix), in transactions:
 #   - --dry-run counts and produces nothing;
 #   - every record is on <prefix>cdc.<entity> as a schema-valid CREATE
-#     envelope flagged as backfilled (flags.resynced, header sfk.backfill=1),
+#     envelope flagged as backfilled (flags.backfilled, header sfk.backfill=1),
 #     fanned out per policies/workloads.json (the Task keyed by its Lead);
 #   - a lead.route worker started afterwards routes every backfilled Lead
 #     (owner from the policy's pool or queue), one write per Lead; a second
@@ -121,7 +121,7 @@ cdc = list(rows(work + "/cdc.tsv"))
 for k, h, env in cdc:
     for e in v.iter_errors(env):
         errs.append(f"{k}: {e.json_path}: {e.message}")
-    if env["change_type"] != "CREATE" or not env["flags"]["resynced"] or "sfk.backfill=1" not in h:
+    if env["change_type"] != "CREATE" or not env["flags"].get("backfilled") or env["flags"]["resynced"] or "sfk.backfill=1" not in h:
         errs.append(f"{k}: not flagged as a backfilled CREATE ({env['change_type']}, {h})")
     if env["event_id"] != f"{env['entity']}:{env['record_id']}:0":
         errs.append(f"{k}: event id {env['event_id']}")
