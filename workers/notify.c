@@ -24,6 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "notify_relay.h"
 #include "notify_send.h"
 #include "workload.h"
 #include "xmem.h"
@@ -36,6 +37,7 @@
 
 static const char *g_policy_path, *g_schema_path;
 static long long g_deadline_ms;
+static bool g_relay;
 
 static const struct config_entry notify_config[] = {
         {"notify-policy", "SFK_NOTIFY_POLICY", CONFIG_STRING, "policies/notifications.json", 0,
@@ -46,6 +48,9 @@ static const struct config_entry notify_config[] = {
         {"notify-batch-deadline", "SFK_NOTIFY_BATCH_DEADLINE", CONFIG_DURATION, "20s", 0,
          "notify.webhook: longest delivery time per batch; what is left is redelivered later",
          .dest = &g_deadline_ms, .min = 100, .max = 600000},
+        {"notify-relay", "SFK_NOTIFY_RELAY", CONFIG_BOOL, "true", 0,
+         "notify.webhook: relay lead.sla_watch's <prefix>notify.events into the workload topic",
+         .dest = &g_relay},
 };
 
 struct notify_state {
@@ -53,6 +58,7 @@ struct notify_state {
 	struct notify_policy *policy;
 	struct notify_sender *sender;
 	struct idem *idem;
+	struct notify_relay *relay;
 	struct metric *m_total;
 };
 
@@ -69,7 +75,7 @@ static void print_problems(json_t *problems)
 static int notify_init(struct wl_ctx *ctx)
 {
 	json_t *problems = NULL;
-	char err[256];
+	char err[1024] = "topic prefix too long";
 	struct notify_policy *p = notify_policy_load(g_policy_path, g_schema_path, 1, &problems);
 	struct notify_state *st;
 	struct idem_opts io = {.lease_ms = (int)g_deadline_ms + 30000};
@@ -97,6 +103,23 @@ static int notify_init(struct wl_ctx *ctx)
 		notify_policy_free(&st->policy);
 		free(st);
 		return 1;
+	}
+	if (g_relay) {
+		char from[KAFKA_TOPIC_MAX + 1], to[KAFKA_TOPIC_MAX + 1], group[KAFKA_TOPIC_MAX + 1];
+		const char *pre = ctx->topic_prefix ? ctx->topic_prefix : "";
+		if (snprintf(from, sizeof from, "%snotify.events", pre) >= (int)sizeof from ||
+		    snprintf(to, sizeof to, "%swl.%s", pre, ctx->workload_id) >= (int)sizeof to ||
+		    snprintf(group, sizeof group, "%snotify.webhook.relay", pre) >=
+		            (int)sizeof group ||
+		    !(st->relay =
+		              notify_relay_start(config_str(ctx->cfg, "kafka-bootstrap-servers"),
+		                                 from, to, group, err, sizeof err))) {
+			log_error("notify relay error=%s", err);
+			idem_free(st->idem);
+			notify_policy_free(&st->policy);
+			free(st);
+			return 1;
+		}
 	}
 	st->sender = notify_sender_new(p, "sfk-notify/" SFK_VERSION);
 	st->m_total = metrics_counter("sfk_notify_deliveries_total",
@@ -126,6 +149,7 @@ static void notify_fini(struct wl_ctx *ctx)
 	struct notify_state *st = ctx->state;
 	if (!st)
 		return;
+	notify_relay_stop(&st->relay);
 	notify_sender_free(&st->sender);
 	idem_free(st->idem);
 	notify_policy_free(&st->policy);

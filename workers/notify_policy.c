@@ -347,6 +347,19 @@ size_t notify_policy_match(const struct notify_policy *p, json_t *env, size_t *o
 			json_array_append(per[ti], json_object_get(s, "name"));
 		}
 	}
+	/* lead.sla_watch names the channels its policy wants told (notify_channels):
+	 * a channel that is one of our targets gets the breach too. */
+	if (strcmp(kind, "sla_breach") == 0)
+		json_array_foreach(json_object_get(json_object_get(env, "fields"), "channels"), j,
+		                   t)
+		{
+			int ti = notify_policy_target(p, json_string_value(t));
+			if (ti < 0 || ti >= NOTIFY_TARGETS_MAX)
+				continue;
+			if (!per[ti])
+				per[ti] = json_array();
+			json_array_append_new(per[ti], json_string("sla_watch.channels"));
+		}
 	for (size_t ti = 0; ti < p->ntargets && ti < NOTIFY_TARGETS_MAX; ti++) {
 		if (!per[ti])
 			continue;

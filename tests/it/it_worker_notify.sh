@@ -150,6 +150,16 @@ printf '%s\t%s\n' 0035e00000Ab002 "$(envelope "Contact:2:$P" Contact 0035e00000A
 printf '%s\t%s\n' 00Q5e00000Ab001 "$(envelope "sla:00Q5e00000Ab001:1:$P" Lead 00Q5e00000Ab001 \
 	'{"OwnerId":"0055e00000Ab001","minutes_late":12}' sla_breach)" >>"$WORK/events.txt"
 
+# lead.sla_watch's own record shape on <prefix>notify.events: relayed by the worker
+SLA2="sla:00Q5e00000Ab002:1:$P"
+jq -cn --arg id "$SLA2" '{type: "sla.breach", event_id: $id, lead_id: "00Q5e00000Ab002", escalation: 1,
+	max_escalations: 2, action: "notify", owner_id: "0055e00000Ab001", segment: "SMB", region: "NA",
+	pool: "smb_na", sla_minutes: 60, due_at: "2026-01-01T10:00:00Z", detected_at: "2026-01-01T10:01:00Z",
+	channels: ["discord"], policy_version: "1.0.0", client_id: "sfk-kpis"}' |
+	sed 's/^/00Q5e00000Ab002\t/' >"$WORK/sla_events.txt"
+kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -P -t "${P}notify.events" -K '\t' <"$WORK/sla_events.txt" ||
+	fail "produce to notify.events failed"
+
 control dead '{"always": 500}'
 control slow '{"delay_ms": 1000}'
 control flaky '{"fail": 3}'
@@ -165,7 +175,7 @@ WPID=$!
 # --- 3. the healthy targets get everything on time ------------------------------
 ok_count() { stats | jq --arg t "$1" '.[$t].deliveries // {} | length'; }
 deadline=$((SECONDS + 30))
-until [ "$(ok_count hook)" -ge $((N + 1)) ] && [ "$(ok_count slack)" -ge $N ] && [ "$(ok_count discord)" -ge $N ]; do
+until [ "$(ok_count hook)" -ge $((N + 2)) ] && [ "$(ok_count slack)" -ge $N ] && [ "$(ok_count discord)" -ge $((N + 1)) ]; do
 	kill -0 $WPID 2>/dev/null || fail "worker exited"
 	[ $SECONDS -lt $deadline ] || fail "healthy targets incomplete after 30 s: $(stats | jq -c 'map_values(.deliveries | length)')"
 	sleep 0.2
@@ -178,18 +188,27 @@ for t in hook slack discord; do
 	[ "$(jq --arg t $t '[.[$t].deliveries[]] | max' <<<"$S")" -eq 1 ] ||
 		fail "$t: a delivery id answered 2xx more than once"
 done
-[ "$(jq '.hook.deliveries | length' <<<"$S")" -eq $((N + 1)) ] || fail "hook: want $((N + 1)) deliveries"
-pass "hook $((N + 1)), slack $N, discord $N distinct deliveries, each once, signatures and formats valid (${took}s after produce, dead target failing)"
+[ "$(jq '.hook.deliveries | length' <<<"$S")" -eq $((N + 2)) ] || fail "hook: want $((N + 2)) deliveries"
+[ "$(jq '.discord.deliveries | length' <<<"$S")" -eq $((N + 1)) ] || fail "discord: want $((N + 1)) deliveries"
+pass "hook $((N + 2)), slack $N, discord $((N + 1)) distinct deliveries, each once, signatures and formats valid (${took}s after produce, dead target failing)"
 
 # the slow target (1 s per answer, 4 at a time) gets all of them too, and the
-# webhook was never held up by it: its last 2xx came before the slow target's last
+# webhook was never held up by it: its last 2xx of these Lead events came before the
+# slow target's last
 deadline=$((SECONDS + 60))
 until [ "$(ok_count slow)" -ge $N ]; do
 	[ $SECONDS -lt $deadline ] || fail "slow target: $(ok_count slow) of $N after 60 s"
 	sleep 0.2
 done
 S=$(stats)
-hook_last=$(jq '[.hook.answered[]] | max' <<<"$S")
+lead_dids=$(python3 -c '
+import hashlib, json, sys
+ids = [json.loads(l.split("\t", 1)[1])["event_id"] for l in open(sys.argv[1])]
+ids = [i for i in ids if i.startswith("Lead:")]
+print(json.dumps([hashlib.sha256(i.encode() + b"\nhook").hexdigest()[:32] for i in ids]))' "$WORK/events.txt")
+hook_last=$(jq --argjson d "$lead_dids" '[.hook.answered | to_entries[] | select(.key as $k | $d | index($k)) | .value] | max' <<<"$S")
+[ "$(jq --argjson d "$lead_dids" '[.hook.answered | keys[] | select(. as $k | $d | index($k))] | length' <<<"$S")" -eq $N ] ||
+	fail "the $N Lead deliveries to hook not found by their delivery ids"
 slow_last=$(jq '[.slow.answered[]] | max' <<<"$S")
 slow_first=$(jq '[.slow.answered[]] | min' <<<"$S")
 awk -v h="$hook_last" -v s="$slow_last" 'BEGIN { exit !(h < s) }' ||
@@ -264,7 +283,11 @@ pass "500x3 then 200: delivered once after 3 counted retries; 429 Retry-After 2:
 jq -e '[.hook.attempts | keys[]] | length' <<<"$S" >/dev/null
 sla_did=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()+b"\nhook").hexdigest()[:32])' "sla:00Q5e00000Ab001:1:$P")
 [ "$(jq --arg d "$sla_did" '.hook.deliveries[$d] // 0' <<<"$S")" -eq 1 ] || fail "sla_breach delivery $sla_did missing"
-pass "sla_breach delivered to the webhook (delivery id = sha256(event id + target))"
+did_of() { python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()+b"\n"+sys.argv[2].encode()).hexdigest()[:32])' "$1" "$2"; }
+[ "$(jq --arg d "$(did_of "$SLA2" hook)" '.hook.deliveries[$d] // 0' <<<"$S")" -eq 1 ] &&
+	[ "$(jq --arg d "$(did_of "$SLA2" discord)" '.discord.deliveries[$d] // 0' <<<"$S")" -eq 1 ] ||
+	fail "relayed notify.events breach not delivered to hook (subscription) and discord (its channels)"
+pass "sla_breach delivered to the webhook (delivery id = sha256(event id + target)); lead.sla_watch's notify.events record relayed: webhook by subscription, discord by its channels"
 
 before=$(stats | jq '.hook.requests')
 head -$N "$WORK/events.txt" | kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -P -t "$TOPIC" -K '\t' -X topic.partitioner=murmur2_random

@@ -307,6 +307,14 @@ static void test_policy_shipped(void **state)
 	assert_int_equal(notify_policy_match(p, env, out, NULL, 8), 1);
 	json_object_set_new(env, "kind", json_string("sla_breach"));
 	assert_int_equal(notify_policy_match(p, env, out, NULL, 8), 3);
+	/* a breach naming a target in its channels reaches it even unsubscribed */
+	json_object_set_new(json_object_get(env, "fields"), "channels",
+	                    json_pack("[s, s]", "discord-ops", "#not-a-target"));
+	assert_int_equal(notify_policy_match(p, env, out, subs, 8), 3);
+	assert_string_equal(p->targets[out[2]].name, "discord-ops");
+	assert_int_equal(json_array_size(subs[2]), 2); /* sla-breach + sla_watch.channels */
+	for (size_t i = 0; i < 3; i++)
+		json_decref(subs[i]);
 	json_object_set_new(env, "kind", json_string("change"));
 	json_object_set_new(env, "entity", json_string("Task"));
 	assert_int_equal(notify_policy_match(p, env, out, NULL, 8), 0);

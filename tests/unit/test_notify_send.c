@@ -26,6 +26,7 @@
 #include "../../workers/notify_format.c"
 #include "../../workers/notify_send.c"
 #include "../../workers/notify_policy.c"
+#include "../../workers/notify_relay.c"
 #include "../../workers/notify.c"
 
 #define SRV_BODY_MAX 8192
@@ -425,6 +426,43 @@ static void test_dry_run(void **state)
 	assert_null(ctx.state);
 }
 
+/* lead.sla_watch's flat breach record -> the envelope the loop parses. */
+static void test_relay_envelope(void **state)
+{
+	(void)state;
+	char err[256];
+	json_t *rec = json_loads("{\"type\":\"sla.breach\",\"event_id\":\"sla:00Q5e00000AbCdE:1\","
+	                         "\"lead_id\":\"00Q5e00000AbCdE\",\"escalation\":1,\"owner_id\":"
+	                         "\"0055e00000AbCdE\",\"channels\":[\"slack-sales\"],"
+	                         "\"client_id\":\"sfk-kpis\"}",
+	                         0, NULL);
+	json_t *env = notify_relay_envelope(rec, 1700000000000, err, sizeof err);
+	assert_non_null(env);
+	assert_string_equal(json_string_value(json_object_get(env, "kind")), "sla_breach");
+	assert_string_equal(json_string_value(json_object_get(env, "event_id")),
+	                    "sla:00Q5e00000AbCdE:1");
+	assert_string_equal(json_string_value(json_object_get(env, "record_id")),
+	                    "00Q5e00000AbCdE");
+	assert_string_equal(json_string_value(json_object_get(env, "change_type")), "SLA_BREACH");
+	json_t *f = json_object_get(env, "fields");
+	assert_int_equal(json_integer_value(json_object_get(f, "escalation")), 1);
+	assert_null(json_object_get(f, "type"));
+	assert_null(json_object_get(f, "client_id"));
+	struct wl_event ev;
+	assert_int_equal(loop_parse_event_stub(env, &ev, err, sizeof err), 0);
+	json_decref(env);
+
+	/* not a breach / no event id / bad lead id: refused with the reason */
+	json_object_set_new(rec, "lead_id", json_string("nope"));
+	assert_null(notify_relay_envelope(rec, 1, err, sizeof err));
+	assert_non_null(strstr(err, "$.lead_id"));
+	json_object_set_new(rec, "type", json_string("something.else"));
+	assert_null(notify_relay_envelope(rec, 1, err, sizeof err));
+	assert_non_null(strstr(err, "$.type"));
+	json_decref(rec);
+	assert_null(notify_relay_envelope(json_integer(1), 1, err, sizeof err));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -433,6 +471,7 @@ int main(void)
 	        cmocka_unit_test(test_budget_and_breaker),
 	        cmocka_unit_test(test_deadline_defers),
 	        cmocka_unit_test(test_dry_run),
+	        cmocka_unit_test(test_relay_envelope),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
