@@ -88,7 +88,9 @@ wait_log() { # wait_log LOG REGEX SECONDS
 }
 stop_bridge() {
 	kill -TERM "$BPID"
-	wait "$BPID" || true
+	rc=0
+	wait "$BPID" || rc=$?
+	[ "$rc" -eq 0 ] || fail "bridge exited $rc after SIGTERM (sanitizer report above?)"
 	BPID=
 }
 
@@ -196,4 +198,5 @@ grep -F 'sfk_bridge_invalid_replays_total{channel="/data/LeadChangeEvent",policy
 grep -F 'sfk_bridge_resyncs_total{object="Lead",outcome="ok"} 1' <<<"$metrics" >/dev/null ||
 	fail "resync metric: $(grep resyncs <<<"$metrics")"
 pass "sfk_bridge_invalid_replays_total and sfk_bridge_resyncs_total counted"
+stop_bridge
 echo "it_bridge_invalid_replay: all cases passed"

@@ -114,7 +114,9 @@ pass "poll: CREATE, UPDATE (new value), DELETE on ${P}cdc.lead; CREATE fanned ou
 
 # Restart: the watermark comes back, nothing is emitted twice.
 kill -TERM "$BPID"
-wait "$BPID" || true
+rc=0
+wait "$BPID" || rc=$?
+[ "$rc" -eq 0 ] || fail "bridge exited $rc after SIGTERM (sanitizer report above?)"
 BPID=
 records "${P}bridge.checkpoints" | grep '^poll:Lead	' >/dev/null || fail "no poll:Lead watermark in the checkpoint topic"
 tick
@@ -153,4 +155,9 @@ if seq != want:
 print("%d envelopes valid" % len(envs))
 PY
 pass "restart resumes from the poll:Lead watermark: nothing twice, nothing from before the start; Task polled; every envelope valid"
+kill -TERM "$BPID"
+rc=0
+wait "$BPID" || rc=$?
+BPID=
+[ "$rc" -eq 0 ] || fail "bridge exited $rc after SIGTERM (sanitizer report above?)"
 echo "it_bridge_poll: all cases passed"

@@ -87,7 +87,9 @@ until records "${P}cdc.lead" | grep -F "$first" >/dev/null; do
 	sleep 0.3
 done
 kill -TERM "$BPID"
-wait "$BPID" || true
+rc=0
+wait "$BPID" || rc=$?
+[ "$rc" -eq 0 ] || fail "bridge exited $rc after SIGTERM (sanitizer report above?)"
 BPID=
 
 # 2. While it is down: N new Leads, NDEL of them deleted, then 73 h pass.
