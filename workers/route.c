@@ -967,7 +967,9 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 		if (r.skip) {
 			d->action = WL_SKIP;
 			snprintf(d->outcome, sizeof d->outcome, "left_alone");
-		} else if (r.pool) {
+		} else if (r.pool && !already) {
+			/* An already routed Lead keeps its owner: no pointer step, even
+			 * when Redis lost its memo (restarted without its data). */
 			enum sfk_err rc =
 			        st->dry ? rr_dry(ctx->redis, st, r.pool, lead18, now, owner)
 			                : rr_redis(ctx->redis, p, r.pool, lead18, now, owner);

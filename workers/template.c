@@ -711,8 +711,8 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 			s->email = xstrdup(str(facts, "Email"));
 			s->subject = xstrdup(r.subject);
 			s->body = xstrdup(r.body);
-			json_object_set_new(applied_q, id, json_true());
 		}
+		json_object_set_new(applied_q, id, json_true());
 		out[i].action = WL_WRITE;
 		out[i].write = w;
 		out[i].facts = facts_for_flywheel(facts);
@@ -737,9 +737,14 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 		json_decref(facts);
 	}
 
-	/* Never twice: a Lead already marked Template_Applied__c is not sent to. */
-	rc = query_ids(ctx, "SELECT Id, Template_Applied__c FROM Lead WHERE Id IN ", applied_q,
-	               applied, NULL, &err);
+	/* Never twice: a Lead already marked Template_Applied__c is not sent to,
+	 * and a Lead whose suggestion is stored already (a redelivery after a
+	 * crash or a failed flywheel flush between the write and "done") is not
+	 * written again; its decision still goes to the flywheel. */
+	rc = query_ids(ctx,
+	               "SELECT Id, Template_Applied__c, Template_Recommended__c FROM Lead "
+	               "WHERE Id IN ",
+	               applied_q, applied, NULL, &err);
 	if (rc != SFK_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++)
@@ -750,6 +755,18 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 			json_object_set_new(out[i].decision, "send", json_false());
 			json_object_set_new(out[i].decision, "already_applied", json_true());
 		}
+	for (size_t i = 0; i < n; i++) {
+		json_t *row = out[i].action == WL_WRITE && out[i].lead_id[0]
+		                      ? json_object_get(applied, out[i].lead_id)
+		                      : NULL;
+		if (row && str(row, "Template_Recommended__c") && !st->sends[i].planned) {
+			out[i].action = WL_SKIP;
+			json_decref(out[i].write);
+			out[i].write = NULL;
+			snprintf(out[i].outcome, sizeof(out[i].outcome), "already_suggested");
+			json_object_set_new(out[i].decision, "already_suggested", json_true());
+		}
+	}
 
 	/* Inbound replies: email rows, relations, tasks, then the Leads' suggestion. */
 	rc = query_ids(ctx,

@@ -165,6 +165,23 @@ until [ "$(metric_sum duplicate w1 w3)" -ge $((before + 2)) ]; do
 done
 pass "same event delivered three times -> counted as duplicates"
 
+# 4b. Redis loses everything (restarted without its data), then the same Lead
+# CREATE (US, 10 employees: pool smb_na) comes again: the Lead is routed
+# already, so it keeps its owner and the round robin takes no step for it (no
+# pointer, memo or cap key comes back; found by tests/chaos).
+redis-cli -u "$REDIS_URL" FLUSHALL >/dev/null || fail "FLUSHALL"
+before=$(metric_sum already_routed w1 w3)
+printf '%s\t%s\n' "$first" "$(cut -f3 <<<"$env_line")" |
+	kcat -b "$BROKERS" -P -t "${P}wl.lead.route" -K $'\t' 2>/dev/null || fail "re-produce"
+deadline=$((SECONDS + 60))
+until [ "$(metric_sum already_routed w1 w3)" -ge $((before + 1)) ]; do
+	[ $SECONDS -lt $deadline ] || fail "the event after the wipe was not decided as already routed"
+	sleep 0.3
+done
+rr=$(redis-cli -u "$REDIS_URL" --scan --pattern 'sfk:rr:*' | head -3)
+[ -z "$rr" ] || fail "an already routed Lead took a round-robin step after the wipe: $rr"
+pass "after a Redis wipe, an already routed Lead is left alone (no round-robin step)"
+
 # 5. Owners, shares, writes per record, flywheel records: checked from the policy file.
 # flywheel records are flushed right after the writes: wait until every lead has one
 deadline=$((SECONDS + 30))

@@ -8,7 +8,8 @@
 #     template (demo_invite) is sent exactly once per such Lead through the
 #     Simple Email Action and Template_Applied__c is set, no other Lead gets
 #     an email;
-#   - the same Lead CREATE delivered again (new event id) sends nothing more;
+#   - the same Lead CREATE delivered again (new event id) sends and writes
+#     nothing more;
 #   - an inbound reply on a Lead that got a suggestion becomes a flywheel
 #     "reply" record (delivered here by hand: policies/workloads.json does not
 #     fan inbound emails out to this workload yet);
@@ -113,9 +114,13 @@ bad=$(jq -r --arg s "$sent_to" '($s | split("\n") | map(select(. != "") | split(
 [ -z "$bad" ] || fail "emails per lead: $bad"
 pass "$demo demo leads got exactly one email each (Simple Email Action), no one else"
 
-# 4. The same Lead CREATE again (a replay under a new event id): nothing sent.
+# 4. The same Lead CREATE again (a replay under a new event id, as after a
+# crash or a lost Redis between the write and "done"): nothing sent, nothing
+# written again (its suggestion is stored already).
 lead=$(jq -r '[.leads[] | select(.intent == "demo")][0].lead_id' "$WORK/truth.json")
 before=$(decisions)
+lead_writes() { ctl GET /sim/stats | jq --arg l "$lead" '.writes[$l] // 0'; }
+w0=$(lead_writes)
 env=$(consume "$TOPIC" | awk -F'\t' -v l="$lead" '$1 == l {print $2}' | head -1)
 [ -n "$env" ] || fail "no Lead CREATE of $lead on $TOPIC"
 jq -c '.event_id += ":replayed" | .replay_id += 1000000' <<<"$env" |
@@ -126,7 +131,8 @@ until [ "$(decisions)" -gt "$before" ]; do
 	sleep 0.3
 done
 [ "$(email_calls)" -eq "$demo" ] || fail "replay sent again: emailSimple calls $(email_calls)"
-pass "replayed Lead CREATE of $lead: decided again, no second email"
+[ "$(lead_writes)" -eq "$w0" ] || fail "replay wrote $lead again: $w0 -> $(lead_writes) writes"
+pass "replayed Lead CREATE of $lead: decided again, no second email, no second write"
 
 # 5. An inbound reply on a suggested Lead -> flywheel "reply" record.
 lead=$(jq -r '.leads[0].lead_id' "$WORK/truth.json")
