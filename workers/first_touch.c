@@ -1114,13 +1114,25 @@ static void ft_after_write(struct wl_ctx *ctx, const struct wl_event *ev, size_t
 		struct wl_decision *d = &out[idx[k]];
 		struct ft_resp now, wrote = {.at_ms = -1};
 		wrote.at_ms = ft_json_datetime(json_object_get(d->write, "First_Response_At__c"));
-		if (rep[k] && rep[k]->type == REDIS_REPLY_STRING &&
-		    ft_resp_parse(rep[k]->str, &now) == 0 && ft_earlier(&now, &wrote)) {
+		int parsed = rep[k] && rep[k]->type == REDIS_REPLY_STRING &&
+		             ft_resp_parse(rep[k]->str, &now) == 0;
+		if (parsed && ft_earlier(&now, &wrote)) {
 			d->action = WL_RETRY;
 			d->err = SFK_ERR_BUSY;
 			snprintf(d->errcode, sizeof(d->errcode), "earlier_response_raced");
 			snprintf(d->errmsg, sizeof(d->errmsg),
 			         "an earlier response was stored while this one was written");
+		} else if (!st->dry && wrote.at_ms >= 0 && (!parsed || ft_earlier(&wrote, &now))) {
+			/* decide() stored a minimum <= what we wrote: Redis holding
+			 * nothing or something later lost it (restarted without its
+			 * data). A replica that read Salesforce before our write and
+			 * Redis after the loss may write a later response over ours:
+			 * redeliver, so that Salesforce is read again. */
+			d->action = WL_RETRY;
+			d->err = SFK_ERR_BUSY;
+			snprintf(d->errcode, sizeof(d->errcode), "ttfr_minimum_lost");
+			snprintf(d->errmsg, sizeof(d->errmsg),
+			         "Redis lost the stored minimum while this response was written");
 		}
 		if (rep[k])
 			freeReplyObject(rep[k]);
