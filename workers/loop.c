@@ -77,6 +77,20 @@ static const char *str_field(json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
+/* The change types of schemas/event.schema.json plus SLA_BREACH (the SLA
+ * watcher's synthetic events, notify_relay.h): anything else is not an
+ * envelope of ours (dead-lettered, not silently ignored). */
+static int known_change_type(const char *t)
+{
+	static const char *const known[] = {
+	        "CREATE",     "UPDATE",     "DELETE",       "UNDELETE", "GAP_CREATE",
+	        "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE", "SNAPSHOT", "SLA_BREACH"};
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(t, known[i]) == 0)
+			return 1;
+	return 0;
+}
+
 enum sfk_err loop_parse_event(json_t *env, struct wl_event *ev, char *errstr, size_t errlen)
 {
 	static const char *const req[] = {"event_id", "entity", "change_type", "record_id"};
@@ -100,6 +114,11 @@ enum sfk_err loop_parse_event(json_t *env, struct wl_event *ev, char *errstr, si
 	}
 	if (!sfid_valid(str_field(env, "record_id"))) {
 		snprintf(errstr, errlen, "$.record_id: not a Salesforce id");
+		return SFK_ERR_PARSE;
+	}
+	if (!known_change_type(str_field(env, "change_type"))) {
+		snprintf(errstr, errlen, "$.change_type: unknown change type \"%.32s\"",
+		         str_field(env, "change_type"));
 		return SFK_ERR_PARSE;
 	}
 	ev->fields = json_object_get(env, "fields");

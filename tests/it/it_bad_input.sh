@@ -56,6 +56,7 @@ printf '{"envelope_version":1,"event_id":' >"$M/malformed"
 mut '.record_id = 12345' wrong_type
 mut 'del(.event_id)' missing_field
 mut '.fields = "not an object"' wrong_type_fields
+mut '.change_type = "EXPLODE"' unknown_change_type
 python3 - "$M" "$WORK/env.json" <<'EOF'
 import json, sys
 d, env = sys.argv[1], json.load(open(sys.argv[2]))
@@ -83,6 +84,7 @@ declare -A WANT=(
 	[duplicate_keys]='duplicate'
 	[bad_checksum]='record_id.*Salesforce id'
 	[unknown_version]='envelope_version'
+	[unknown_change_type]='change_type'
 )
 for c in "${!WANT[@]}"; do
 	kcat -b "$BROKERS" -P -t "${P}wl.$WL" -k "bad-$c" "$M/$c" 2>>"$WORK/kcat.log" ||
