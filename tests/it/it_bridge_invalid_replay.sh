@@ -5,6 +5,8 @@
 # since the checkpoint's commit time come back as SNAPSHOT (flags.resynced),
 # the Lead deleted meanwhile as DELETE, then live events flow from -1; at the
 # end the last record per Lead on <prefix>cdc.lead matches the sim's state.
+# Then the alternatives: policy fail (error line, exit 1) and latest (error
+# line, metric, -1 without a resync).
 #
 # Needs KAFKA_BOOTSTRAP_SERVERS (real broker: eval "$(tests/stack/up --kafka real)");
 # starts its own sfk-sim (it moves the sim clock).
@@ -198,5 +200,39 @@ grep -F 'sfk_bridge_invalid_replays_total{channel="/data/LeadChangeEvent",policy
 grep -F 'sfk_bridge_resyncs_total{object="Lead",outcome="ok"} 1' <<<"$metrics" >/dev/null ||
 	fail "resync metric: $(grep resyncs <<<"$metrics")"
 pass "sfk_bridge_invalid_replays_total and sfk_bridge_resyncs_total counted"
+stop_bridge
+
+# 6. The alternatives: another 73 h pass while the bridge is down.
+nsnap=$(records "${P}cdc.lead" | grep -c '"SNAPSHOT"' || true)
+ctl PATCH "/sim/records/Lead/$a" '{"Company":"A2"}' >/dev/null
+ctl POST /sim/clock "{\"advance_ms\":$((73 * 3600 * 1000))}" >/dev/null
+SFK_BRIDGE_ON_INVALID_REPLAY=fail "$BIN" 2>"$WORK/bridge3.log" &
+BPID=$!
+deadline=$((SECONDS + 60))
+while kill -0 "$BPID" 2>/dev/null; do
+	[ $SECONDS -lt $deadline ] || fail "policy fail: the bridge did not stop"
+	sleep 0.2
+done
+rc=0
+wait "$BPID" || rc=$?
+BPID=
+[ "$rc" -eq 1 ] || fail "policy fail: exit status $rc, expected 1"
+grep -F '"msg":"replay id no longer valid"' "$WORK/bridge3.log" | grep -F '"policy":"fail"' >/dev/null ||
+	fail "policy fail: no error line"
+pass "SFK_BRIDGE_ON_INVALID_REPLAY=fail: error line, exit 1"
+
+SFK_BRIDGE_ON_INVALID_REPLAY=latest "$BIN" 2>"$WORK/bridge4.log" &
+BPID=$!
+wait_log bridge4.log '"msg":"cometd subscribed".*"replay_id":-1' 30 || fail "policy latest: not subscribed from -1"
+grep -F '"msg":"replay id no longer valid"' "$WORK/bridge4.log" | grep -F '"policy":"latest"' >/dev/null ||
+	fail "policy latest: no error line"
+g=$(ctl POST /sim/records/Lead '{"LastName":"Gimel","Company":"G0"}' | jq -r .id)
+wait_records "^$g	.*\"change_type\":\"CREATE\"" 1 30 || fail "policy latest: live CREATE not delivered"
+[ "$(records "${P}cdc.lead" | grep -c '"SNAPSHOT"' || true)" -eq "$nsnap" ] || fail "policy latest resynced anyway"
+port=$(sed -n 's/.*"msg":"admin listening".*"port":\([0-9]*\).*/\1/p' "$WORK/bridge4.log")
+curl -sf "http://127.0.0.1:$port/metrics" |
+	grep -F 'sfk_bridge_invalid_replays_total{channel="/data/LeadChangeEvent",policy="latest"} 1' >/dev/null ||
+	fail "policy latest: metric not counted"
+pass "SFK_BRIDGE_ON_INVALID_REPLAY=latest: error line + metric, no resync, -1, live events"
 stop_bridge
 echo "it_bridge_invalid_replay: all cases passed"
