@@ -50,7 +50,8 @@ int cmd_notify(int argc, char **argv)
 		goto out;
 	}
 	rc = CLI_FAIL;
-	if (!(p = notify_policy_load(g_policy, g_schema, 1, &problems))) {
+	/* Only the tested target's variables must be set. */
+	if (!(p = notify_policy_load(g_policy, g_schema, 0, &problems))) {
 		json_array_foreach(problems, i, v)
 		        fprintf(stderr, "sfk notify: %s: %s\n", g_policy, json_string_value(v));
 		goto out;
@@ -58,6 +59,11 @@ int cmd_notify(int argc, char **argv)
 	if ((ti = notify_policy_target(p, g_target)) < 0) {
 		fprintf(stderr, "sfk notify: no target named \"%s\" in %s\n", g_target, g_policy);
 		rc = CLI_USAGE;
+		goto out;
+	}
+	if (notify_target_resolve(&p->targets[ti], &problems) != 0) {
+		json_array_foreach(problems, i, v)
+		        fprintf(stderr, "sfk notify: %s: %s\n", g_policy, json_string_value(v));
 		goto out;
 	}
 	/* One attempt: a test shows the target's answer, not our retry policy. */

@@ -66,6 +66,14 @@ struct notify_policy *notify_policy_new(json_t *doc, json_t *schema, int resolve
                                         json_t **problems);
 void notify_policy_free(struct notify_policy **p); /* accepts NULL */
 
+/*
+ * Read target t's url_env / secret_env from the environment (what
+ * notify_policy_load does for every target with resolve_env), registering
+ * the values with log_redact(). Returns 0, or -1 after appending a problem per
+ * unset variable to *problems (a new array is made if *problems is NULL).
+ */
+int notify_target_resolve(struct notify_target *t, json_t **problems);
+
 /* The target index with this name, or -1. */
 int notify_policy_target(const struct notify_policy *p, const char *name);
 

@@ -80,7 +80,6 @@ static void target_from(struct notify_target *t, const char *name, json_t *o, in
 	const char *ue = json_string_value(json_object_get(o, "url_env"));
 	const char *se = json_string_value(json_object_get(o, "secret_env"));
 	json_t *rate = json_object_get(o, "rate_per_second");
-	char path[160];
 
 	snprintf(t->name, sizeof t->name, "%s", name);
 	t->kind = strcmp(kind, "slack") == 0     ? NOTIFY_SLACK
@@ -104,24 +103,31 @@ static void target_from(struct notify_target *t, const char *name, json_t *o, in
 		        t->backoff_max_ms, t->backoff_base_ms);
 	if (url)
 		t->url = xstrdup(url);
-	if (!resolve_env)
-		return;
-	if (ue) {
-		snprintf(path, sizeof path, "$.targets.%s.url_env", name);
-		t->url = from_env(ue, NOTIFY_URL_MAX, path, problems);
+	if (resolve_env)
+		notify_target_resolve(t, problems);
+}
+
+int notify_target_resolve(struct notify_target *t, json_t **problems)
+{
+	char path[160];
+	size_t before = json_array_size(*problems);
+	if (t->url_env[0] && !t->url) {
+		snprintf(path, sizeof path, "$.targets.%s.url_env", t->name);
+		t->url = from_env(t->url_env, NOTIFY_URL_MAX, path, problems);
 		if (t->url) {
 			if (strncmp(t->url, "http://", 7) != 0 &&
 			    strncmp(t->url, "https://", 8) != 0)
-				problem(problems, "%s: %s is not an http(s) URL", path, ue);
+				problem(problems, "%s: %s is not an http(s) URL", path, t->url_env);
 			log_redact(t->url); /* Slack/Discord URLs are credentials */
 		}
 	}
-	if (se) {
-		snprintf(path, sizeof path, "$.targets.%s.secret_env", name);
-		t->secret = from_env(se, NOTIFY_SECRET_MAX, path, problems);
+	if (t->secret_env[0] && !t->secret) {
+		snprintf(path, sizeof path, "$.targets.%s.secret_env", t->name);
+		t->secret = from_env(t->secret_env, NOTIFY_SECRET_MAX, path, problems);
 		if (t->secret)
 			log_redact(t->secret);
 	}
+	return json_array_size(*problems) > before ? -1 : 0;
 }
 
 struct notify_policy *notify_policy_new(json_t *doc, json_t *schema, int resolve_env,

@@ -301,18 +301,26 @@ done
 pass "the same $N events again: counted as duplicates, nothing re-sent"
 
 # --- 7. sfk notify test -------------------------------------------------------------
-out=$("$SFK_BIN_DIR/sfk" notify test --target hook 2>"$WORK/cli.log") || fail "sfk notify test: $(cat "$WORK/cli.log")"
+# only the tested target's variables are needed
+out=$(env -u SFK_NOTIFY_URL_DEAD "$SFK_BIN_DIR/sfk" notify test --target hook 2>"$WORK/cli.log") ||
+	fail "sfk notify test: $(cat "$WORK/cli.log")"
 grep -E '^HTTP 200' <<<"$out" >/dev/null || fail "sfk notify test printed: $out"
 set +e
 out=$("$SFK_BIN_DIR/sfk" notify test --target dead 2>>"$WORK/cli.log")
 rc=$?
 set -e
 [ $rc -eq 1 ] && grep -E '^HTTP 500' <<<"$out" >/dev/null || fail "sfk notify test dead: rc=$rc $out"
+set +e
+env -u SFK_NOTIFY_SECRET_DEAD "$SFK_BIN_DIR/sfk" notify test --target dead >/dev/null 2>"$WORK/cli2.out"
+rc=$?
+set -e
+[ $rc -eq 1 ] && grep 'SFK_NOTIFY_SECRET_DEAD is not set' "$WORK/cli2.out" >/dev/null ||
+	fail "sfk notify test without its secret: rc=$rc $(cat "$WORK/cli2.out")"
 S=$(stats)
 [ "$(jq '.hook.bad_signature' <<<"$S")" -eq 0 ] || fail "test message signature invalid"
 grep -F "$SECRET_HOOK" "$WORK"/*.log >/dev/null && fail "the secret appears in a log"
 grep -F "$R/hook/slack" "$WORK"/w1.log >/dev/null && fail "a token-bearing URL appears in a log"
-pass "sfk notify test: HTTP 200 (hook), HTTP 500 exit 1 (dead); no secret or URL logged"
+pass "sfk notify test: HTTP 200 (hook, other targets' variables unset), HTTP 500 exit 1 (dead), its unset secret named; no secret or URL logged"
 
 kill -TERM $WPID
 wait $WPID || fail "worker exit status $? on SIGTERM"

@@ -372,8 +372,11 @@ static void test_policy_problems(void **state)
 	json_array_remove(json_object_get(json_array_get(json_object_get(doc, "subscriptions"), 0),
 	                                  "targets"),
 	                  1);
-	struct notify_policy *p = notify_policy_new(doc, sch, 1, &problems);
+	struct notify_policy *p = notify_policy_new(doc, sch, 0, &problems);
 	assert_non_null(p);
+	assert_null(p->targets[0].url); /* not resolved yet */
+	assert_int_equal(notify_target_resolve(&p->targets[0], &problems), 0);
+	assert_null(problems);
 	assert_string_equal(p->targets[0].url, "http://127.0.0.1:9/h");
 	assert_string_equal(p->targets[0].secret, "k");
 	assert_int_equal(p->targets[0].max_attempts, 5); /* defaults */
