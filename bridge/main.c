@@ -3,9 +3,12 @@
  *
  * Arguments and configuration, signals, then: load the fan-out rules, open
  * the Salesforce client (token cache, REST for gap re-fetches), the
- * transactional producer, read the committed checkpoints back, serve
+ * transactional producer, read the committed checkpoints back (and finish
+ * any entity resync a previous incarnation left, resync.c), serve
  * /metrics /healthz /readyz, and run the CometD client whose batches
- * publish.c turns into transactions. Shutdown order: stop long-polling
+ * publish.c turns into transactions -- or, with --source poll, the polling
+ * loop (poll.c). An invalid replay id is handled per
+ * SFK_BRIDGE_ON_INVALID_REPLAY (default: resync). Shutdown order: stop long-polling
  * (disconnect), finish the open transaction (publish_batch returns before
  * the loop sees the flag), flush and close the producer, then the rest.
  */
