@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -182,6 +183,22 @@ static int is_service_link(const char *name, size_t nlen)
 	       (nlen > 8 && strncmp(name, "SERVICE_", 8) == 0);
 }
 
+/* TLS verification of the brokers is librdkafka's default; turning it off
+ * takes an explicit KAFKA_* setting, and that must never go unnoticed. */
+static void warn_if_insecure(const char *prop, const char *val)
+{
+	static const char *const off[] = {"false", "f", "0", "no", "off"};
+	int insecure = 0;
+	if (strcmp(prop, "enable.ssl.certificate.verification") == 0) {
+		for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+			insecure |= strcasecmp(val, off[i]) == 0;
+	} else if (strcmp(prop, "ssl.endpoint.identification.algorithm") == 0) {
+		insecure = strcasecmp(val, "none") == 0;
+	}
+	if (insecure)
+		log_warn("kafka TLS verification is OFF property=%s value=%s", prop, val);
+}
+
 static int apply_env(rd_kafka_conf_t *conf, const char *const *envp, char *errbuf, size_t errsize)
 {
 	int bad = 0;
@@ -211,6 +228,8 @@ static int apply_env(rd_kafka_conf_t *conf, const char *const *envp, char *errbu
 			 * number properties only, the value: never a secret. */
 			appendf(errbuf, errsize, "KAFKA_%.*s: %s\n", (int)nlen, name, err);
 			bad++;
+		} else {
+			warn_if_insecure(prop, eq + 1);
 		}
 	}
 	return bad;
@@ -241,6 +260,8 @@ static int apply_pairs(rd_kafka_conf_t *conf, const char *const *pairs, char *er
 		if (rd_kafka_conf_set(conf, key, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK) {
 			appendf(errbuf, errsize, "%s: %s\n", key, err);
 			bad++;
+		} else {
+			warn_if_insecure(key, eq + 1);
 		}
 	}
 	return bad;
