@@ -4,7 +4,9 @@
 # unfinished resync in the checkpoint topic (resync:Lead), resumes it after
 # the last committed chunk, and in the end every Lead changed since the
 # checkpoint is on <prefix>cdc.lead as exactly ONE SNAPSHOT (read_committed),
-# every Lead deleted meanwhile as one DELETE, and live events flow on.
+# every Lead deleted meanwhile as one DELETE, and live events flow on. Then
+# the same for the resync a GAP_OVERFLOW triggers: killed in the middle, it
+# is resumed by the next start (each live Lead one more SNAPSHOT, not two).
 #
 # Needs KAFKA_BOOTSTRAP_SERVERS (real broker: eval "$(tests/stack/up --kafka real)");
 # starts its own sfk-sim (it moves the sim clock).
@@ -44,7 +46,8 @@ command -v jq >/dev/null || fail "jq not installed"
 [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ] ||
 	fail "KAFKA_BOOTSTRAP_SERVERS is not set: run eval \"\$(tests/stack/up --kafka real)\" first"
 
-"$SFK_SOURCE_DIR/tests/stack/up" --sim --no-redis >"$WORK/sim.env" 2>"$WORK/sim-up.log" ||
+# Updates of more than 3 fields overflow (GAP_OVERFLOW) in this sim.
+SIM_EXTRA_ARGS="--opt cdc.overflow_changes=3" "$SFK_SOURCE_DIR/tests/stack/up" --sim --no-redis >"$WORK/sim.env" 2>"$WORK/sim-up.log" ||
 	fail "cannot start sfk-sim: $(tail -3 "$WORK/sim-up.log")"
 SIM_STACK=$(sed -n 's/^export SFK_STACK_DIR=//p' "$WORK/sim.env")
 # shellcheck disable=SC1091
@@ -67,9 +70,9 @@ records() { # records TOPIC: "key<TAB>value" (read_committed)
 	kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -C -t "$1" -o beginning -e -q \
 		-X isolation.level=read_committed -f '%k\t%s\n' 2>/dev/null || true
 }
-wait_log() { # wait_log LOG REGEX SECONDS (fast poll)
+wait_log() { # wait_log LOG REGEX SECONDS [FROM_LINE] (fast poll)
 	local deadline=$((SECONDS + $3))
-	until grep -E -- "$2" "$WORK/$1" >/dev/null 2>&1; do
+	until tail -n +"${4:-1}" "$WORK/$1" 2>/dev/null | grep -E -- "$2" >/dev/null; do
 		[ $SECONDS -lt $deadline ] || return 1
 		kill -0 "$BPID" 2>/dev/null || return 1
 		sleep 0.02
@@ -156,4 +159,31 @@ until records "${P}cdc.lead" | grep -F "$last" | grep -F '"CREATE"' >/dev/null; 
 	sleep 0.3
 done
 pass "live events flow after the resumed resync"
+
+# 5. GAP_OVERFLOW: four fields in one update -> resync of every live Lead.
+from=$(($(wc -l <"$WORK/bridge3.log") + 1))
+ctl PATCH "/sim/records/Lead/$first" '{"Company":"Over","Industry":"Energy","Rating":"Hot","Title":"CTO"}' >/dev/null
+wait_log bridge3.log '"msg":"resync chunk committed".*"total":(1[0-9][0-9]|[2-9][0-9][0-9])[,}]' 60 "$from" ||
+	fail "overflow resync did not commit chunks"
+kill -9 "$BPID"
+wait "$BPID" 2>/dev/null || true
+BPID=
+tail -n +"$from" "$WORK/bridge3.log" | grep -F '"msg":"resync done"' >/dev/null &&
+	fail "overflow resync finished before the kill (make it longer)"
+"$BIN" 2>"$WORK/bridge4.log" &
+BPID=$!
+wait_log bridge4.log '"msg":"unfinished entity resync found; resuming it".*"reason":"gap_overflow"' 60 ||
+	fail "overflow resync not resumed"
+wait_log bridge4.log '"msg":"resync done"' 120 || fail "resumed overflow resync did not finish"
+records "${P}cdc.lead" >"$WORK/all2"
+grep -F '"change_type":"SNAPSHOT"' "$WORK/all2" | cut -f1 | sort | uniq -c | awk '{print $2, $1}' >"$WORK/counts"
+# The Leads of the first resync: one SNAPSHOT from each resync; "last"
+# (created live after it): one.
+bad=$(awk -v last="$last" 'NR == FNR {want[$1] = 2; next} {c[$1] = $2}
+	END {want[last] = 1; for (k in want) if (c[k] != want[k]) {print k, c[k] + 0, "!=", want[k]; n++}
+	     for (k in c) if (!(k in want) && k != "'"$first"'") print k, c[k], "unexpected"}' "$WORK/live" "$WORK/counts" | head -5)
+[ -z "$bad" ] || fail "SNAPSHOTs per Lead after both resyncs (id count != expected): $bad"
+grep "^$first	" "$WORK/all2" | grep -F '"SNAPSHOT"' | tail -1 | cut -f2 | jq -e '.fields.Company == "Over"' >/dev/null ||
+	fail "the overflowed change is not in the resumed resync"
+pass "GAP_OVERFLOW resync killed -9 and resumed: every live Lead exactly one more SNAPSHOT, with the swallowed change"
 echo "it_bridge_resync_crash: all cases passed"
