@@ -91,6 +91,34 @@ static void check_channels(struct config *c, const struct config_entry *e)
 		config_problem(c, e, "at most %d channels", BRIDGE_MAX_CHANNELS);
 }
 
+/* Poll entities: API names (they go into SOQL unquoted), at most BRIDGE_MAX_POLL. */
+static void check_poll_entities(struct config *c, const struct config_entry *e)
+{
+	const char *s = *(const char **)e->dest;
+	size_t n = 0;
+	int fresh = 1;
+	for (const char *p = s; *p; p++) {
+		if (*p == ',') {
+			fresh = 1;
+			continue;
+		}
+		if (fresh) {
+			n++;
+			if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))) {
+				config_problem(c, e, "object names start with a letter");
+				return;
+			}
+		} else if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		             (*p >= '0' && *p <= '9') || *p == '_')) {
+			config_problem(c, e, "object names are API names ([A-Za-z][A-Za-z0-9_]*)");
+			return;
+		}
+		fresh = 0;
+	}
+	if (n > BRIDGE_MAX_POLL)
+		config_problem(c, e, "at most %d objects", BRIDGE_MAX_POLL);
+}
+
 /* Whole-config check: the fan-out rules must load, so --check-config
  * reports every rule problem (with its JSON path) like any other setting. */
 static void validate(struct config *c, void *ctx)
@@ -168,7 +196,8 @@ static const struct config_entry table[] = {
          "cometd (Change Data Capture) or poll (SOQL on SystemModstamp, orgs without CDC)",
          .dest = &g_source, .allowed = source_values},
         {"poll-entities", "SFK_BRIDGE_POLL_ENTITIES", CONFIG_STRING, "Lead,Task,EmailMessage", 0,
-         "Comma-separated objects the poll source reads", .dest = &g_poll_entities},
+         "Comma-separated objects the poll source reads", .dest = &g_poll_entities,
+         .check = check_poll_entities},
         {"poll-interval", "SFK_BRIDGE_POLL_INTERVAL", CONFIG_DURATION, "30s", 0,
          "Pause between two polls of every entity (poll source)", .dest = &g_poll_interval_ms,
          .min = 100, .max = 86400000},
