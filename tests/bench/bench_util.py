@@ -9,8 +9,8 @@
   scrape URL N                  N GETs of URL (a new connection each, like a
         scraper after a restart); prints "p50_ms p99_ms max_ms series bytes".
   coldstart PORT TIMEOUT -- CMD...   runs CMD, polls http://127.0.0.1:PORT/readyz
-        every 5 ms until 200, prints the seconds from exec to that answer,
-        then SIGTERMs CMD (SIGKILL after 5 s). Exit 1 if not ready in TIMEOUT s.
+        every 5 ms until 200, prints the seconds from exec to that answer
+        and CMD's VmRSS (KiB) one second later, then SIGTERMs CMD (SIGKILL after 5 s). Exit 1 if not ready in TIMEOUT s.
   stalls FILE START              FILE: lines "t total"; prints the longest
         time the total did not grow after time START while it was below its
         final value (the rebalance pause).
@@ -113,6 +113,7 @@ def cmd_coldstart(args):
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=open(os.environ.get("COLDSTART_LOG", os.devnull), "w"))
     ready = None
+    rss_kb = 0
     try:
         while time.perf_counter() - t0 < timeout:
             if p.poll() is not None:
@@ -123,6 +124,11 @@ def cmd_coldstart(args):
                 c.request("GET", "/readyz")
                 if c.getresponse().status == 200:
                     ready = time.perf_counter() - t0
+                    time.sleep(1)
+                    with open("/proc/%d/status" % p.pid) as st:
+                        for ln in st:
+                            if ln.startswith("VmRSS:"):
+                                rss_kb = int(ln.split()[1])
                     break
             except OSError:
                 pass
@@ -138,7 +144,7 @@ def cmd_coldstart(args):
     if ready is None:
         print("coldstart: %s not ready in %.0f s" % (cmd[0], timeout), file=sys.stderr)
         return 1
-    print("%.3f" % ready)
+    print("%.3f %d" % (ready, rss_kb))
     return 0
 
 
