@@ -12,11 +12,12 @@
 #include <string.h>
 
 #include "fanout.h"
+#include "fieldcond.h"
 #include "jschema.h"
 #include "xmem.h"
 
 /* Conditions nest; the schema allows any depth, we do not. */
-#define FANOUT_MAX_COND_DEPTH 16
+#define FANOUT_MAX_COND_DEPTH FIELDCOND_MAX_DEPTH
 
 struct workload {
 	const char *name; /* borrowed from policy */
@@ -41,21 +42,6 @@ static void problem(json_t **problems, const char *fmt, ...)
 	if (!*problems)
 		*problems = json_array();
 	json_array_append_new(*problems, json_string(buf));
-}
-
-static int cond_depth_ok(json_t *c, int depth)
-{
-	if (depth > FANOUT_MAX_COND_DEPTH)
-		return 0;
-	json_t *sub;
-	size_t i;
-	if ((sub = json_object_get(c, "not")))
-		return cond_depth_ok(sub, depth + 1);
-	json_t *list = json_object_get(c, "all");
-	if (!list)
-		list = json_object_get(c, "any");
-	json_array_foreach(list, i, sub) if (!cond_depth_ok(sub, depth + 1)) return 0;
-	return 1;
 }
 
 struct fanout *fanout_new(json_t *policy, json_t *schema, const char *prefix, json_t **problems)
@@ -94,7 +80,7 @@ struct fanout *fanout_new(json_t *policy, json_t *schema, const char *prefix, js
 		json_array_foreach(x->rules, i, r)
 		{
 			json_t *when = json_object_get(r, "when");
-			if (when && !cond_depth_ok(when, 0))
+			if (when && !fieldcond_depth_ok(when))
 				problem(problems,
 				        "$.workloads.%s.rules[%zu].when: nested deeper than %d",
 				        name, i, FANOUT_MAX_COND_DEPTH);
@@ -168,68 +154,6 @@ size_t fanout_workloads(const struct fanout *f)
 	return f->nwl;
 }
 
-/* fields[name], or fields[a][b] for "a.b"; NULL when absent. */
-static json_t *field_get(json_t *fields, const char *name)
-{
-	const char *dot = strchr(name, '.');
-	if (!dot)
-		return json_object_get(fields, name);
-	char head[128];
-	size_t n = (size_t)(dot - name);
-	if (n >= sizeof head)
-		return NULL;
-	memcpy(head, name, n);
-	head[n] = '\0';
-	json_t *outer = json_object_get(fields, head);
-	return json_is_object(outer) ? json_object_get(outer, dot + 1) : NULL;
-}
-
-static int value_eq(json_t *a, json_t *b)
-{
-	if (json_is_number(a) && json_is_number(b)) {
-		if (json_is_integer(a) && json_is_integer(b))
-			return json_integer_value(a) == json_integer_value(b);
-		return json_number_value(a) == json_number_value(b);
-	}
-	return json_equal(a, b);
-}
-
-static int cond_eval(json_t *c, json_t *fields, int depth)
-{
-	json_t *sub, *list;
-	size_t i;
-
-	if (depth > FANOUT_MAX_COND_DEPTH)
-		return 0; /* rejected at load time; defensive */
-	if ((sub = json_object_get(c, "not")))
-		return !cond_eval(sub, fields, depth + 1);
-	if ((list = json_object_get(c, "all"))) {
-		json_array_foreach(list, i, sub) if (!cond_eval(sub, fields, depth + 1)) return 0;
-		return 1;
-	}
-	if ((list = json_object_get(c, "any"))) {
-		json_array_foreach(list, i, sub) if (cond_eval(sub, fields, depth + 1)) return 1;
-		return 0;
-	}
-	json_t *v = field_get(fields, json_string_value(json_object_get(c, "field")));
-	json_t *t;
-	if ((t = json_object_get(c, "exists")))
-		return json_is_true(t) == (v != NULL);
-	if (!v)
-		return json_is_true(json_object_get(c, "if_absent"));
-	if ((t = json_object_get(c, "eq")))
-		return value_eq(v, t);
-	if ((list = json_object_get(c, "in"))) {
-		json_array_foreach(list, i, t) if (value_eq(v, t)) return 1;
-		return 0;
-	}
-	if ((t = json_object_get(c, "prefix"))) {
-		const char *s = json_string_value(v), *p = json_string_value(t);
-		return s && p && strncmp(s, p, strlen(p)) == 0;
-	}
-	return 0;
-}
-
 /* The key for a matching rule into out; 0, or -1 when this rule yields none. */
 static int rule_key(json_t *key, json_t *env, json_t *fields, char *out, size_t size)
 {
@@ -297,7 +221,7 @@ size_t fanout_route(const struct fanout *f, json_t *env, struct fanout_target *o
 			json_t *when = json_object_get(r, "when");
 			if (strcmp(json_string_value(json_object_get(r, "entity")), entity) != 0 ||
 			    !in_list(json_object_get(r, "change_types"), ct) ||
-			    (when && !cond_eval(when, fields, 0)))
+			    (when && !fieldcond_eval(when, fields)))
 				continue;
 			struct fanout_target *t = &out[n];
 			if (rule_key(json_object_get(r, "key"), env, fields, t->key,

@@ -74,6 +74,9 @@ json_t *topics_expected(const struct topics_conf *c)
 		snprintf(name, sizeof name, "%sdlq.%s", c->prefix, json_string_value(v));
 		add(a, name, "dlq", "delete", c->dlq_retention_ms, NULL);
 	}
+	/* lead.sla_watch's breaches, relayed by notify.webhook */
+	snprintf(name, sizeof name, "%snotify.events", c->prefix);
+	add(a, name, "events", "delete", c->retention_ms, NULL);
 	snprintf(name, sizeof name, "%sdlq.bridge", c->prefix);
 	add(a, name, "dlq", "delete", c->dlq_retention_ms, NULL);
 	snprintf(name, sizeof name, "%sdlq.loader", c->prefix);

@@ -17,10 +17,11 @@
 
 #include "jschema.h"
 #include "log.h"
+#include "fieldcond.h"
 #include "notify.h"
 #include "xmem.h"
 
-#define COND_DEPTH_MAX 16
+#define COND_DEPTH_MAX FIELDCOND_MAX_DEPTH
 
 static void problem(json_t **problems, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void problem(json_t **problems, const char *fmt, ...)
@@ -39,21 +40,6 @@ static long num(json_t *o, const char *k, long def)
 {
 	json_t *v = json_object_get(o, k);
 	return json_is_integer(v) ? (long)json_integer_value(v) : def;
-}
-
-static int cond_depth_ok(json_t *c, int depth)
-{
-	json_t *sub, *list;
-	size_t i;
-	if (depth > COND_DEPTH_MAX)
-		return 0;
-	if ((sub = json_object_get(c, "not")))
-		return cond_depth_ok(sub, depth + 1);
-	list = json_object_get(c, "all");
-	if (!list)
-		list = json_object_get(c, "any");
-	json_array_foreach(list, i, sub) if (!cond_depth_ok(sub, depth + 1)) return 0;
-	return 1;
 }
 
 /* The environment variable's value, or NULL with a problem; bounded by max. */
@@ -163,7 +149,7 @@ struct notify_policy *notify_policy_new(json_t *doc, json_t *schema, int resolve
 		        problem(problems,
 		                "$.subscriptions[%zu].targets[%zu]: no target named \"%s\"", i, j,
 		                json_string_value(t));
-		if (when && !cond_depth_ok(when, 0))
+		if (when && !fieldcond_depth_ok(when))
 			problem(problems, "$.subscriptions[%zu].when: nested deeper than %d", i,
 			        COND_DEPTH_MAX);
 		for (size_t k = 0; k < i; k++)
@@ -233,75 +219,9 @@ int notify_policy_target(const struct notify_policy *p, const char *name)
 	return -1;
 }
 
-/* fields[name], or fields[a][b] for "a.b"; NULL when absent. */
-static json_t *field_get(json_t *fields, const char *name)
-{
-	const char *dot = name ? strchr(name, '.') : NULL;
-	char head[128];
-	size_t n;
-	if (!dot)
-		return name ? json_object_get(fields, name) : NULL;
-	n = (size_t)(dot - name);
-	if (n >= sizeof head)
-		return NULL;
-	memcpy(head, name, n);
-	head[n] = '\0';
-	json_t *outer = json_object_get(fields, head);
-	return json_is_object(outer) ? json_object_get(outer, dot + 1) : NULL;
-}
-
-static int value_eq(json_t *a, json_t *b)
-{
-	if (json_is_number(a) && json_is_number(b)) {
-		if (json_is_integer(a) && json_is_integer(b))
-			return json_integer_value(a) == json_integer_value(b);
-		return json_number_value(a) == json_number_value(b);
-	}
-	return json_equal(a, b);
-}
-
-static int cond_eval(json_t *c, json_t *fields, int depth)
-{
-	json_t *sub, *list, *v, *t;
-	size_t i;
-
-	if (depth > COND_DEPTH_MAX)
-		return 0; /* rejected at load time; defensive */
-	if ((sub = json_object_get(c, "not")))
-		return !cond_eval(sub, fields, depth + 1);
-	if ((list = json_object_get(c, "all"))) {
-		json_array_foreach(list, i, sub) if (!cond_eval(sub, fields, depth + 1)) return 0;
-		return 1;
-	}
-	if ((list = json_object_get(c, "any"))) {
-		json_array_foreach(list, i, sub) if (cond_eval(sub, fields, depth + 1)) return 1;
-		return 0;
-	}
-	v = field_get(fields, json_string_value(json_object_get(c, "field")));
-	if ((t = json_object_get(c, "exists")))
-		return json_is_true(t) == (v != NULL);
-	if (!v)
-		return json_is_true(json_object_get(c, "if_absent"));
-	if ((t = json_object_get(c, "eq")))
-		return value_eq(v, t);
-	if ((list = json_object_get(c, "in"))) {
-		json_array_foreach(list, i, t) if (value_eq(v, t)) return 1;
-		return 0;
-	}
-	if ((t = json_object_get(c, "prefix"))) {
-		const char *s = json_string_value(v), *pfx = json_string_value(t);
-		return s && pfx && strncmp(s, pfx, strlen(pfx)) == 0;
-	}
-	if ((t = json_object_get(c, "gte")))
-		return json_is_number(v) && json_number_value(v) >= json_number_value(t);
-	if ((t = json_object_get(c, "lt")))
-		return json_is_number(v) && json_number_value(v) < json_number_value(t);
-	return 0;
-}
-
 int notify_cond_eval(json_t *cond, json_t *fields)
 {
-	return cond_eval(cond, fields, 0);
+	return fieldcond_eval(cond, fields);
 }
 
 static int in_list(json_t *list, const char *s)
@@ -326,7 +246,7 @@ static int sub_matches(json_t *s, json_t *env, const char *kind)
 		return 0;
 	if (cts && !in_list(cts, json_string_value(json_object_get(env, "change_type"))))
 		return 0;
-	return !when || cond_eval(when, json_object_get(env, "fields"), 0);
+	return !when || fieldcond_eval(when, json_object_get(env, "fields"));
 }
 
 size_t notify_policy_match(const struct notify_policy *p, json_t *env, size_t *out, json_t **subs,

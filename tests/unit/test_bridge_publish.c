@@ -224,46 +224,48 @@ static void one_transaction_for_a_mixed_batch(void **state)
 	char *s = summary(w->sink.committed);
 	assert_string_equal(s, "sfk.cdc.lead=" LEAD1 " sfk.wl.lead.route=" LEAD1
 	                       " sfk.wl.lead.first_touch_detect=" LEAD1
+	                       " sfk.wl.notify.webhook=" LEAD1
 	                       " sfk.wl.outreach.template_suggest=" LEAD1 " sfk.cdc.lead=" LEAD1
 	                       " sfk.dlq.bridge=/data/LeadChangeEvent"
 	                       " sfk.cdc.task=" TASK1 " sfk.wl.lead.first_touch_detect=" LEAD2
 	                       " sfk.cdc.lead=" LEAD2 " sfk.wl.lead.route=" LEAD2
 	                       " sfk.wl.lead.first_touch_detect=" LEAD2
+	                       " sfk.wl.notify.webhook=" LEAD2
 	                       " sfk.wl.outreach.template_suggest=" LEAD2
 	                       " sfk.bridge.checkpoints=/data/LeadChangeEvent"
 	                       " sfk.bridge.checkpoints=/data/TaskChangeEvent");
 	free(s);
 	assert_int_equal(st.events, 6);
 	assert_int_equal(st.records, 4);
-	assert_int_equal(st.fanout, 7);
+	assert_int_equal(st.fanout, 9);
 	assert_int_equal(st.dead_letters, 1);
 	assert_int_equal(st.echoes, 1);
 	assert_int_equal(st.gaps_resolved, 1);
 	assert_int_equal(st.resyncs, 1);
 
 	/* the echo is published but flagged; the dead letter says why */
-	json_t *echo = json_object_get(json_array_get(w->sink.committed, 4), "value");
+	json_t *echo = json_object_get(json_array_get(w->sink.committed, 5), "value");
 	assert_true(json_is_true(json_object_get(json_object_get(echo, "flags"), "echo")));
-	json_t *dlq = json_object_get(json_array_get(w->sink.committed, 5), "headers");
+	json_t *dlq = json_object_get(json_array_get(w->sink.committed, 6), "headers");
 	assert_string_equal(json_string_value(json_object_get(dlq, "sfk.error_code")), "parse");
 	assert_string_equal(json_string_value(json_object_get(dlq, "sfk.error_class")),
 	                    "permanent");
 	assert_string_equal(json_string_value(json_object_get(dlq, "sfk.error_reason")),
 	                    "$.data.payload.ChangeEventHeader.transactionKey: missing");
 	/* the gap record carries the re-fetched fields, without attributes */
-	json_t *gap = json_object_get(json_array_get(w->sink.committed, 8), "value");
+	json_t *gap = json_object_get(json_array_get(w->sink.committed, 9), "value");
 	assert_true(json_is_true(json_object_get(json_object_get(gap, "flags"), "gap_resolved")));
 	assert_string_equal(
 	        json_string_value(json_object_get(json_object_get(gap, "fields"), "Company")),
 	        "Refetched Ltd");
 	assert_null(json_object_get(json_object_get(gap, "fields"), "attributes"));
-	json_t *wl = json_object_get(json_array_get(w->sink.committed, 9), "headers");
+	json_t *wl = json_object_get(json_array_get(w->sink.committed, 10), "headers");
 	assert_string_equal(json_string_value(json_object_get(wl, "sfk.workload")), "lead.route");
 	assert_string_equal(json_string_value(json_object_get(wl, "sfk.event_id")),
 	                    "Lead:" LEAD2 ":13");
 
 	/* checkpoints: the highest replay id per channel, overflow and dead letter included */
-	json_t *ck = json_object_get(json_array_get(w->sink.committed, 12), "value");
+	json_t *ck = json_object_get(json_array_get(w->sink.committed, 14), "value");
 	assert_int_equal(json_integer_value(json_object_get(ck, "replay_id")), 14);
 	assert_int_equal(publish_checkpoint(w->pub, "/data/LeadChangeEvent"), 14);
 	assert_int_equal(publish_checkpoint(w->pub, "/data/TaskChangeEvent"), 5);
