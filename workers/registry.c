@@ -13,12 +13,7 @@ extern const struct workload_ops sla_watch_ops; /* lead.sla_watch */
 extern const struct workload_ops notify_ops;
 
 const struct workload_ops *const workload_registry[] = {
-        &route_ops,
-        &first_touch_ops,
-        &template_ops,
-        &sla_watch_ops,
-        &notify_ops,
-        NULL,
+        &route_ops, &first_touch_ops, &template_ops, &sla_watch_ops, &notify_ops, NULL,
 };
 
 const struct workload_ops *workload_find(const char *id)
