@@ -11,9 +11,11 @@
 #   - B gets a closed call Task first -> its deadline is cleared, never escalated;
 #   - Redis is wiped (FLUSHALL) -> the replicas rebuild A, C, D, E from
 #     Salesforce with due = Owner_Assigned_At__c + 60 min, and not B;
-#   - E's deadline is put in the claimed set as a replica that died right
-#     after claiming would leave it (lease running);
-#   - the sim clock jumps 61 min -> A, C, D, and E once its lease expired, are
+#   - E's deadline and its escalation key are held as a replica that died
+#     right after claiming them would leave them (leases running): E waits
+#     for the leases, then one replica takes it over;
+#   - an owner change on the workload topic is recorded in D's deadline;
+#   - the sim clock jumps 61 min -> A, C, D, and E once its leases expired, are
 #     escalated exactly once each: SLA_Breached__c, SLA_Escalations__c = 1,
 #     OwnerId = the other pool owner; one Salesforce write per Lead (sim
 #     stats), one sla.breach event each on <prefix>notify.events, one flywheel
@@ -65,6 +67,20 @@ fly_count() {
 	topic flywheel | cut -f2 | jq -r 'select(.workload_id == "lead.sla_watch")
 		| .request.metadata.decision_id' | sort -u | wc -l
 }
+
+# A policy mistake in business hours: --check-config names each with its JSON path, exit 78.
+jq '.business_hours = {"NA": {"time_zone": "Mars/Olympus_Mons", "week": {"mon": ["09:00-17:00"]}},
+	"EMEA": {"time_zone": "Europe/London", "week": {"tue": ["17:00-09:00"]}}}' "$POLICY" >"$WORK/bad.json"
+rc=0
+SFK_ROUTING_POLICY=$WORK/bad.json "$SFK_BIN_DIR/sfk-worker" --workload lead.sla_watch \
+	--check-config >"$WORK/check.out" 2>&1 || rc=$?
+[ "$rc" = 78 ] || fail "--check-config with a bad policy: exit $rc, want 78"
+grep -F '$.business_hours.NA.time_zone: time zone Mars/Olympus_Mons' "$WORK/check.out" >/dev/null &&
+	grep -F '$.business_hours.EMEA.week.tue[0]' "$WORK/check.out" >/dev/null ||
+	fail "--check-config did not name both problems: $(cat "$WORK/check.out")"
+"$SFK_BIN_DIR/sfk-worker" --workload lead.sla_watch --check-config >"$WORK/check.out" 2>&1 ||
+	fail "--check-config with the test policy: $(cat "$WORK/check.out")"
+pass "business-hours mistakes -> --check-config exit 78 with their JSON paths"
 
 start bridge "$SFK_BIN_DIR/sfk-bridge"
 bridge_subscribed 3 30
@@ -140,15 +156,19 @@ jq -c --arg id "${ID[D]}" --arg o "$other" '.records[0].value
 until_true 60 "D's owner change recorded" is "$other" rcli HGET "sfk:sla:lead:${ID[D]}" owner
 pass "owner change on ${P}wl.lead.sla_watch -> recorded in the deadline"
 
-# E: claimed by a replica that died at once (lease 10 s past the jump).
+# E: claimed by a replica that died right after claiming it and its
+# escalation key: the deadline's lease runs 20 s past the jump (sim clock), the
+# idempotency key's 25 s (Redis clock).
 now=$(ctl GET /sim/clock | jq -r .now_ms)
 jump=$((61 * 60 * 1000))
 rcli ZREM sfk:sla:due "${ID[E]}" >/dev/null
-rcli ZADD sfk:sla:claimed $((now + jump + 10000)) "${ID[E]}" >/dev/null
+rcli ZADD sfk:sla:claimed $((now + jump + 20000)) "${ID[E]}" >/dev/null
+rcli SET "sfk:idem:lead.sla_watch:0:sla:${ID[E]}:1" 0123456789abcdef0123456789abcdef PX 25000 >/dev/null
 
-# Clock +61 min: A, C, D now, E after its lease.
+# Clock +61 min: A, C, D now, E after its leases.
 ctl GET /sim/stats | jq -c '.writes // {}' >"$WORK/w0.json"
 ctl POST /sim/clock "{\"advance_ms\":$jump}" >/dev/null || fail "clock"
+t_jump=$SECONDS
 escalated() { # escalated K NAME...: SLA_Escalations__c == K for each
 	local k=$1 n
 	shift
@@ -156,7 +176,11 @@ escalated() { # escalated K NAME...: SLA_Escalations__c == K for each
 		[ "$(lead "${ID[$n]}" | jq -r '.SLA_Escalations__c // 0 | floor')" = "$k" ] || return 1
 	done
 }
-until_true 90 "A, C, D, E escalated once" escalated 1 A C D E
+until_true 90 "A, C, D escalated once" escalated 1 A C D
+if [ $((SECONDS - t_jump)) -lt 15 ]; then # observable only while the leases surely run
+	escalated 0 E || fail "E escalated while the dead replica's lease ran"
+fi
+until_true 90 "E escalated once after the leases" escalated 1 E
 check_round() { # check_round K W_BEFORE: fields, owners, writes per lead since W_BEFORE
 	local k=$1 n rec o
 	writes >"$WORK/w$k.json"
