@@ -9,7 +9,7 @@
 # {notify, reassign, max_escalations: 2}. Five SMB/NA Leads (pool smb_na, two
 # owners) are routed:
 #   - B gets a closed call Task first -> its deadline is cleared, never escalated;
-#   - Redis is wiped (FLUSHALL) -> the replicas rebuild A, C, D, E from
+#   - Redis is wiped (every key but the bridge lease) -> the replicas rebuild A, C, D, E from
 #     Salesforce with due = Owner_Assigned_At__c + 60 min, and not B;
 #   - E's deadline and its escalation key are held as a replica that died
 #     right after claiming them would leave them (leases running): E waits
