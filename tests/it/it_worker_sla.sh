@@ -3,14 +3,15 @@
 #
 # sfk-bridge, lead.route, lead.first_touch_detect and TWO lead.sla_watch
 # replicas (SFK_SLA_TIME_URL = the sim's clock) run against a private sfk-sim +
-# Redis and the suite's Kafka. The routing policy is the shipped one with
+# Redis and the suite's Kafka. First, business-hours mistakes must fail
+# --check-config with their JSON paths. The routing policy is the shipped one with
 # calendar SLAs (no business hours: a clock jump means the same on any
 # weekday; working-time arithmetic is test_sla's) and sla_escalation
 # {notify, reassign, max_escalations: 2}. Five SMB/NA Leads (pool smb_na, two
 # owners) are routed:
 #   - B gets a closed call Task first -> its deadline is cleared, never escalated;
-#   - Redis is wiped (every key but the bridge lease) -> the replicas rebuild A, C, D, E from
-#     Salesforce with due = Owner_Assigned_At__c + 60 min, and not B;
+#   - Redis is wiped (every key but the bridge lease) -> the replicas rebuild
+#     A, C, D, E from Salesforce with due = Owner_Assigned_At__c + 60 min, not B;
 #   - E's deadline and its escalation key are held as a replica that died
 #     right after claiming them would leave them (leases running): E waits
 #     for the leases, then one replica takes it over;
