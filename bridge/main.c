@@ -38,6 +38,7 @@
 #include "sf_quota.h"
 #include "sf_rest.h"
 #include "sf_token.h"
+#include "sfid.h"
 #include "webhook.h"
 #include "xmem.h"
 
@@ -247,6 +248,7 @@ struct bridge {
 	size_t npoll;
 	char token_used[COMETD_TOKEN_MAX]; /* to invalidate exactly the refused one */
 	char instance_url[1024];
+	char echo_user[19]; /* poll mode: our integration user (18 chars), "" unknown */
 	struct metric *m_resync, *m_batches, *m_invalid, *m_polls;
 };
 
@@ -595,12 +597,45 @@ static int replay_invalid(struct bridge *b, const char *err)
 	return 0;
 }
 
+/*
+ * Poll mode cannot see changeOrigin: a record last modified by our own
+ * integration user is our write (an echo). The user id is the last segment of
+ * the token's identity URL (.../id/<org id>/<user id>). 0 once known.
+ */
+static int resolve_echo_user(struct bridge *b)
+{
+	struct sf_auth_token t = {0};
+	struct sf_error e;
+	memset(&e, 0, sizeof e);
+	if (b->echo_user[0])
+		return 0;
+	if (sf_token_get(b->tokens, &t, &e) != SFK_OK) {
+		log_warn("poll: no token to learn our user id error=%s", e.message);
+		return -1;
+	}
+	const char *slash = t.id ? strrchr(t.id, '/') : NULL;
+	int rc = slash && sfid_to18(slash + 1, b->echo_user) == 0 ? 0 : -1;
+	sf_auth_token_clear(&t);
+	if (rc != 0) {
+		b->echo_user[0] = '\0';
+		log_error("poll: the token's identity URL names no user: our own writes "
+		          "could not be told from others'");
+		return -1;
+	}
+	b->rout.echo_user = b->echo_user;
+	log_info("poll echo filter user=%s", b->echo_user);
+	return 0;
+}
+
 /* Polling source: every entity from its watermark, then a pause, until
  * stopped. Returns the exit status. */
 static atomic_int g_polled;
 static int poll_loop(struct bridge *b)
 {
 	char err[1024];
+	while (!g_stop && resolve_echo_user(b) != 0)
+		for (int w = 0; w < 50 && !g_stop; w++)
+			usleep(100 * 1000);
 	for (size_t i = 0; i < b->npoll; i++) {
 		while (!b->poll_have[i] && !g_stop) {
 			enum sfk_err e = poll_start(b->rest, &b->rout, b->poll_entity[i],
@@ -621,6 +656,12 @@ static int poll_loop(struct bridge *b)
 	         g_poll_interval_ms);
 	while (!g_stop) {
 		int ok = 1;
+		/* Never publish a round that cannot tell our writes from others'. */
+		if (resolve_echo_user(b) != 0) {
+			for (int w = 0; w < 50 && !g_stop; w++)
+				usleep(100 * 1000);
+			continue;
+		}
 		for (size_t i = 0; i < b->npoll && !g_stop; i++) {
 			size_t n = 0;
 			enum sfk_err e =

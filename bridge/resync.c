@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "resync.h"
+#include "sfid.h"
 #include "soql_build.h"
 #include "xmem.h"
 
@@ -503,6 +504,14 @@ static enum sfk_err publish_chunk(const struct resync_out *o, const char *entity
 		if (!env) {
 			log_error("resync: record skipped object=%s reason=%s", entity, why);
 			continue;
+		}
+		if (mode == RESYNC_MODE_POLL && o->echo_user && *o->echo_user) {
+			char who[19];
+			const char *lm =
+			        json_string_value(json_object_get(rec, "LastModifiedById"));
+			if (lm && sfid_to18(lm, who) == 0 && strcmp(who, o->echo_user) == 0)
+				json_object_set_new(json_object_get(env, "flags"), "echo",
+				                    json_true());
 		}
 		const char *eid = json_string_value(json_object_get(env, "event_id"));
 		const char *id = json_string_value(json_object_get(env, "record_id"));

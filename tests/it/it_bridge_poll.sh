@@ -81,8 +81,13 @@ wait_log() { # wait_log LOG REGEX SECONDS
 	done
 }
 tick() { ctl POST /sim/clock '{"advance_ms":2000}' >/dev/null; } # next SystemModstamp second
+# Changes are made as a sales rep: the control API's default user is the sim's
+# first user, our integration user (SF_USERNAME), whose changes are echoes.
+rep=$(ctl GET /sim/org | jq -r --arg me "$SF_USERNAME" \
+	'[.User[] | select(.Username != $me and .IsActive)][0].Id')
+[[ $rep == 005* ]] || fail "no other active user in the sim: $rep"
 
-old=$(ctl POST /sim/records/Lead '{"LastName":"Before","Company":"Old"}' | jq -r .id)
+old=$(ctl POST "/sim/records/Lead?user=$rep" '{"LastName":"Before","Company":"Old"}' | jq -r .id)
 tick
 "$BIN" --source poll 2>"$WORK/bridge1.log" &
 BPID=$!
@@ -94,12 +99,12 @@ until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
 	sleep 0.2
 done
 
-a=$(ctl POST /sim/records/Lead '{"LastName":"Alpha","Company":"A0"}' | jq -r .id)
-b=$(ctl POST /sim/records/Lead '{"LastName":"Beta","Company":"B0"}' | jq -r .id)
+a=$(ctl POST "/sim/records/Lead?user=$rep" '{"LastName":"Alpha","Company":"A0"}' | jq -r .id)
+b=$(ctl POST "/sim/records/Lead?user=$rep" '{"LastName":"Beta","Company":"B0"}' | jq -r .id)
 wait_records "^($a|$b)	.*\"change_type\":\"CREATE\"" 2 30 || fail "creates not polled"
 tick
-ctl PATCH "/sim/records/Lead/$a" '{"Company":"A1"}' >/dev/null
-ctl DELETE "/sim/records/Lead/$b" >/dev/null
+ctl PATCH "/sim/records/Lead/$a?user=$rep" '{"Company":"A1"}' >/dev/null
+ctl DELETE "/sim/records/Lead/$b?user=$rep" >/dev/null
 wait_records "^$a	.*\"change_type\":\"UPDATE\"" 1 30 || fail "update not polled"
 wait_records "^$b	.*\"change_type\":\"DELETE\"" 1 30 || fail "delete not polled"
 upd=$(records "${P}cdc.lead" | grep "^$a	" | grep '"UPDATE"' | cut -f2)
@@ -112,6 +117,29 @@ grep -E '^sfk_bridge_polls_total\{object="Lead",outcome="ok"\} [1-9]' <<<"$metri
 	fail "sfk_bridge_polls_total: $(grep polls_total <<<"$metrics")"
 pass "poll: CREATE, UPDATE (new value), DELETE on ${P}cdc.lead; CREATE fanned out; API usage governed"
 
+# Echoes: polling sees no changeOrigin, so a change last made by our own
+# integration user (the control API writes as the sim's first user, which is
+# SF_USERNAME) is flagged echo and never fanned out; a sales rep's is not.
+tick
+ctl PATCH "/sim/records/Lead/$a" '{"Status":"Working - Contacted"}' >/dev/null
+wait_records "^$a	.*\"Working - Contacted\"" 1 30 || fail "our own update not polled"
+tick
+ctl PATCH "/sim/records/Lead/$a?user=$rep" '{"Title":"CTO"}' >/dev/null
+wait_records "^$a	.*\"Title\":\"CTO\"" 1 30 || fail "the rep's update not polled"
+ours=$(records "${P}cdc.lead" | grep "^$a	" | grep '"Working - Contacted"' | grep -v '"CTO"' | cut -f2)
+theirs=$(records "${P}cdc.lead" | grep "^$a	" | grep '"Title":"CTO"' | cut -f2)
+[ "$(jq -r .flags.echo <<<"$ours")" = true ] || fail "our own write is not flagged echo: $ours"
+[ "$(jq -r .flags.echo <<<"$theirs")" = false ] || fail "the rep's write is flagged echo: $theirs"
+deadline=$((SECONDS + 20))
+until records "${P}wl.notify.webhook" | grep "^$a	" | grep '"Title":"CTO"' >/dev/null; do
+	[ $SECONDS -lt $deadline ] || fail "the rep's status-bearing update not fanned out to notify.webhook"
+	sleep 0.3
+done
+n=$(records "${P}wl.notify.webhook" | grep "^$a	" | cut -f2 |
+	jq -s '[.[] | select(.fields.Status == "Working - Contacted" and .fields.Title != "CTO")] | length')
+[ "$n" = 0 ] || fail "our own write was fanned out ($n records)"
+pass "poll echoes: our integration user's change flagged echo and not fanned out; a rep's change fanned out"
+
 # Restart: the watermark comes back, nothing is emitted twice.
 kill -TERM "$BPID"
 rc=0
@@ -120,12 +148,12 @@ wait "$BPID" || rc=$?
 BPID=
 records "${P}bridge.checkpoints" | grep '^poll:Lead	' >/dev/null || fail "no poll:Lead watermark in the checkpoint topic"
 tick
-c=$(ctl POST /sim/records/Lead '{"LastName":"Gamma","Company":"C0"}' | jq -r .id)
+c=$(ctl POST "/sim/records/Lead?user=$rep" '{"LastName":"Gamma","Company":"C0"}' | jq -r .id)
 "$BIN" --source poll 2>"$WORK/bridge2.log" &
 BPID=$!
 wait_log bridge2.log '"msg":"poll watermark loaded","object":"Lead"' 30 || fail "watermark not loaded"
 wait_records "^$c	.*\"change_type\":\"CREATE\"" 1 30 || fail "create while down not polled after the restart"
-t=$(ctl POST /sim/records/Task "{\"Subject\":\"Call\",\"WhoId\":\"$a\"}" | jq -r .id)
+t=$(ctl POST "/sim/records/Task?user=$rep" "{\"Subject\":\"Call\",\"WhoId\":\"$a\"}" | jq -r .id)
 deadline=$((SECONDS + 30))
 until records "${P}cdc.task" | grep "^$t	" | grep '"CREATE"' >/dev/null; do
 	[ $SECONDS -lt $deadline ] || fail "Task create not polled"
@@ -149,7 +177,7 @@ seq = {}
 for e in envs:
     if e["entity"] == "Lead":
         seq.setdefault(e["record_id"], []).append(e["change_type"])
-want = {a: ["CREATE", "UPDATE"], b: ["CREATE", "DELETE"], c: ["CREATE"]}
+want = {a: ["CREATE", "UPDATE", "UPDATE", "UPDATE"], b: ["CREATE", "DELETE"], c: ["CREATE"]}
 if seq != want:
     sys.exit("per-Lead change types %s, expected %s (the Lead from before the start must not appear)" % (seq, want))
 print("%d envelopes valid" % len(envs))
