@@ -10,7 +10,9 @@
 #   - turning Kafka verification off takes an explicit setting
 #     (KAFKA_ENABLE_SSL_CERTIFICATE_VERIFICATION=false), logged as a warning;
 #   - Redis: rediss:// is refused at start (TLS is not built in), never
-#     silently downgraded to plain text.
+#     silently downgraded to plain text;
+#   - a private key readable by group or others is refused (mode named,
+#     chmod 600 suggested), and its body is never printed.
 # Needs no shared service.
 set -euo pipefail
 NAME=it_security_tls
@@ -81,3 +83,16 @@ env -i PATH="$PATH" REDIS_URL=rediss://127.0.0.1:6379 KAFKA_BOOTSTRAP_SERVERS=12
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "sfk-worker with rediss:// did not stop (exit $rc)"
 grep -F 'TLS is not built in' "$WORK/redis.log" >/dev/null || fail "rediss:// refused without saying why: $(tail -3 "$WORK/redis.log")"
 pass "Redis: rediss:// refused at start (exit $rc): TLS is not built in"
+
+# The private key file: group/other access refused.
+grep -v '^-----' "$WORK/app.key" | awk 'length($0) >= 20' >"$WORK/key.pat"
+[ -s "$WORK/key.pat" ] || fail "cannot read the key body"
+for mode in 644 640 604; do
+	chmod "$mode" "$WORK/app.key"
+	out=$(doctor)
+	grep -F "mode 0$mode" <<<"$out" | grep -F 'chmod 600' >/dev/null ||
+		fail "a key of mode $mode was not refused by its mode: $out"
+	grep -F -f "$WORK/key.pat" <<<"$out" >/dev/null && fail "the key body appears in the output"
+done
+chmod 600 "$WORK/app.key"
+pass "private key readable by group/others (644, 640, 604) refused: chmod 600 named"
