@@ -47,6 +47,7 @@ static const struct config_entry tpl_config[] = {
 /* One planned send of the current batch (decide -> after_write). */
 struct send {
 	int planned;
+	int stored; /* the suggestion is in Salesforce already: sent without a write */
 	char lead[19];
 	char *email, *subject, *body;
 };
@@ -759,7 +760,8 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 		json_t *row = out[i].action == WL_WRITE && out[i].lead_id[0]
 		                      ? json_object_get(applied, out[i].lead_id)
 		                      : NULL;
-		if (row && str(row, "Template_Recommended__c") && !st->sends[i].planned) {
+		if (row && str(row, "Template_Recommended__c")) {
+			st->sends[i].stored = 1;
 			out[i].action = WL_SKIP;
 			json_decref(out[i].write);
 			out[i].write = NULL;
@@ -868,7 +870,8 @@ out:
 	return rc;
 }
 
-/* Send what decide() planned, for records whose write succeeded. */
+/* Send what decide() planned, for records whose write succeeded (or whose
+ * suggestion was stored by an earlier delivery of the same event). */
 static void tpl_after_write(struct wl_ctx *ctx, const struct wl_event *ev, size_t n,
                             struct wl_decision *out, const struct wl_write_result *res)
 {
@@ -879,8 +882,8 @@ static void tpl_after_write(struct wl_ctx *ctx, const struct wl_event *ev, size_
 	for (size_t i = 0; i < n && i < st->nsends; i++) {
 		struct send *s = &st->sends[i];
 		struct sf_error err = {0};
-		if (!s->planned || out[i].action != WL_WRITE || !res[i].attempted ||
-		    !res[i].success)
+		int wrote = out[i].action == WL_WRITE && res[i].attempted && res[i].success;
+		if (!s->planned || !(wrote || (s->stored && out[i].action == WL_SKIP)))
 			continue;
 		char did[WL_DECISION_MAX];
 		if (flywheel_decision_id(ctx->workload_id, ev[i].event_id, did, sizeof(did)) < 0)
