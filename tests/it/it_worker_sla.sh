@@ -79,8 +79,10 @@ SFK_ROUTING_POLICY=$WORK/bad.json "$SFK_BIN_DIR/sfk-worker" --workload lead.sla_
 grep -F '$.business_hours.NA.time_zone: time zone Mars/Olympus_Mons' "$WORK/check.out" >/dev/null &&
 	grep -F '$.business_hours.EMEA.week.tue[0]' "$WORK/check.out" >/dev/null ||
 	fail "--check-config did not name both problems: $(cat "$WORK/check.out")"
-"$SFK_BIN_DIR/sfk-worker" --workload lead.sla_watch --check-config >"$WORK/check.out" 2>&1 ||
-	fail "--check-config with the test policy: $(cat "$WORK/check.out")"
+for pol in "$POLICY" "$SFK_SOURCE_DIR/policies/routing_policy.json"; do # the shipped one has hours
+	SFK_ROUTING_POLICY=$pol "$SFK_BIN_DIR/sfk-worker" --workload lead.sla_watch --check-config \
+		>"$WORK/check.out" 2>&1 || fail "--check-config with $pol: $(cat "$WORK/check.out")"
+done
 pass "business-hours mistakes -> --check-config exit 78 with their JSON paths"
 
 start bridge "$SFK_BIN_DIR/sfk-bridge"
