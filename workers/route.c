@@ -914,10 +914,21 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 		const char *cur_owner = NULL, *decided_by = "rules";
 		char llm_err[160] = "";
 
-		if (strcmp(e->entity, "Lead") != 0 || (strcmp(e->change_type, "CREATE") != 0 &&
-		                                       strcmp(e->change_type, "GAP_CREATE") != 0)) {
+		/* A SNAPSHOT (the bridge read the entity back after GAP_OVERFLOW or
+		 * an expired replay id) may stand for a creation the change stream
+		 * lost: it is routed when the Lead never was (no Owner_Assigned_At__c). */
+		int snapshot = strcmp(e->change_type, "SNAPSHOT") == 0;
+		if (strcmp(e->entity, "Lead") != 0 ||
+		    (strcmp(e->change_type, "CREATE") != 0 &&
+		     strcmp(e->change_type, "GAP_CREATE") != 0 && !snapshot)) {
 			d->action = WL_SKIP;
 			snprintf(d->outcome, sizeof d->outcome, "not_applicable");
+			continue;
+		}
+		json_t *assigned = json_object_get(e->fields, "Owner_Assigned_At__c");
+		if (snapshot && assigned && !json_is_null(assigned)) {
+			d->action = WL_SKIP;
+			snprintf(d->outcome, sizeof d->outcome, "already_routed");
 			continue;
 		}
 		if (sfid_to18(e->record_id, lead18) != 0) {

@@ -688,6 +688,15 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 			        "record_id is not a Lead id");
 			continue;
 		}
+		/* A resync SNAPSHOT stands for a lost creation only when the Lead
+		 * never got a suggestion. */
+		json_t *had = json_object_get(ev[i].fields, "Template_Recommended__c");
+		if (ev[i].change_type && strcmp(ev[i].change_type, "SNAPSHOT") == 0 && had &&
+		    !json_is_null(had)) {
+			out[i].action = WL_SKIP;
+			snprintf(out[i].outcome, sizeof(out[i].outcome), "already_suggested");
+			continue;
+		}
 		json_t *facts = tpl_lead_facts(st->policy, ev[i].fields);
 		struct tpl_result r;
 		char llm_model_name[WL_MODEL_MAX] = "", llm_err[TPL_ERR_MAX] = "";

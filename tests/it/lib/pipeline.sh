@@ -99,6 +99,12 @@ start() { # start LOGNAME CMD...: a background process (stderr to $WORK/LOGNAME.
 	PIDS+=($!)
 }
 
+forget_pid() { # forget_pid PID: a process the test stopped itself is no longer watched
+	local p kept=()
+	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
+	PIDS=("${kept[@]}")
+}
+
 admin_port() { # admin_port LOGNAME: the port a started process's admin server took
 	sed -n 's/.*"msg":"admin listening".*"port":\([0-9]*\).*/\1/p' "$WORK/$1.log" | head -1
 }
