@@ -255,6 +255,13 @@ m=$(metric_sum 'sfk_sla_reassignments_total ')
 until_true 10 "open deadlines gauge 0" is 0 metric_sum 'sfk_sla_open_deadlines '
 pass "metrics: 4 breaches {SMB,NA}, 8 escalations, 8 reassignments, 0 open deadlines"
 
+# Both replicas hold partitions of the workload topic before they stop: a
+# consumer closed without ever being assigned trips librdkafka 2.0.2's
+# cooperative-sticky assignor (confluentinc/librdkafka#4312, fixed in 2.3.0).
+for w in s1 s2; do
+	wait_log "$WORK/$w.log" '"msg":"kafka partitions assigned","count":[1-9]' 60 ||
+		fail "$w: no partition of ${P}wl.lead.sla_watch assigned"
+done
 kill -TERM "$S1" "$S2"
 wait "$S1" || fail "s1 exit status $? after SIGTERM"
 wait "$S2" || fail "s2 exit status $? after SIGTERM"
