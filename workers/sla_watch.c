@@ -52,7 +52,7 @@
 #define SLA_FLUSH_MS        10000
 #define SLA_TOPIC_MAX       KAFKA_TOPIC_MAX
 
-static long long g_tick_ms, g_lease_ms, g_batch;
+static long long g_tick_ms, g_lease_ms, g_batch, g_topic_partitions;
 static const char *g_time_url;
 
 static const struct config_entry sla_config[] = {
@@ -65,6 +65,10 @@ static const struct config_entry sla_config[] = {
         {"sla-batch", "SFK_SLA_BATCH", CONFIG_INT, "100", 0,
          "lead.sla_watch: deadlines claimed per tick", .dest = &g_batch, .min = 1,
          .max = SF_REST_COLLECTION_MAX},
+        {"sla-topic-partitions", "SFK_SLA_TOPIC_PARTITIONS", CONFIG_INT, "6", 0,
+         "lead.sla_watch: partitions of <prefix>wl.lead.sla_watch when the worker has to create it "
+         "(missing: a consumer that is never assigned is never ready)",
+         .dest = &g_topic_partitions, .min = 1, .max = 1000},
         {"sla-time-url", "SFK_SLA_TIME_URL", CONFIG_URL, NULL, 0,
          "lead.sla_watch: URL answering {\"now_ms\": N}: the org's clock when it is not this "
          "host's (an emulated org, e.g. sfk-sim's /sim/clock); unset: the local clock",
@@ -825,6 +829,48 @@ static void *watch_main(void *arg)
 
 /* ---- workload ops ---------------------------------------------------------- */
 
+/*
+ * The workload topic only carries owner changes and policies/workloads.json
+ * has no rule for it yet, so `sfk topics create` does not make it. A consumer
+ * of a missing topic is never assigned: never ready, and librdkafka 2.0.2
+ * asserts when such a cooperative-sticky consumer closes (#4312). So create
+ * it when missing (an existing topic is left as it is); a broker that refuses
+ * (ACLs, a mock cluster) only costs a warning.
+ */
+static void ensure_topic(struct wl_ctx *ctx)
+{
+	char topic[SLA_TOPIC_MAX + 1], err[512];
+	struct kafka_admin *a;
+	struct kafka_topic_info *info = NULL;
+	size_t n = 0;
+	enum sfk_err rc;
+
+	if (snprintf(topic, sizeof topic, "%swl.%s", ctx->topic_prefix, SLA_WORKLOAD) >=
+	    (int)sizeof topic)
+		return;
+	if (!(a = kafka_admin_new(config_str(ctx->cfg, "kafka-bootstrap-servers"), NULL, err,
+	                          sizeof err))) {
+		log_warn("sla: workload topic not checked topic=%s error=%s", topic, err);
+		return;
+	}
+	rc = kafka_admin_describe(a, topic, 5000, &info, &n, err, sizeof err);
+	free(info);
+	if (rc == SFK_ERR_NOT_FOUND) {
+		struct kafka_topic_spec spec = {.name = topic,
+		                                .partitions = (int)g_topic_partitions,
+		                                .replication = -1,
+		                                .config = NULL};
+		rc = kafka_admin_create_topics(a, &spec, 1, 5000, err, sizeof err);
+		if (rc == SFK_OK)
+			log_info("sla: workload topic created topic=%s partitions=%lld", topic,
+			         g_topic_partitions);
+	}
+	if (rc != SFK_OK)
+		log_warn("sla: workload topic missing and not created topic=%s error=%s", topic,
+		         err);
+	kafka_admin_destroy(&a);
+}
+
 static void sla_fini(struct wl_ctx *ctx);
 
 static int sla_init(struct wl_ctx *ctx)
@@ -864,6 +910,7 @@ static int sla_init(struct wl_ctx *ctx)
 		log_error("sla: start error=%s", err);
 		goto fail;
 	}
+	ensure_topic(ctx);
 	snprintf(w->notify_topic, sizeof w->notify_topic, "%s%s", ctx->topic_prefix,
 	         SLA_NOTIFY_TOPIC);
 	snprintf(w->fly_topic, sizeof w->fly_topic, "%sflywheel", ctx->topic_prefix);

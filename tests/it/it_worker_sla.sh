@@ -99,6 +99,8 @@ done
 wait_log "$WORK/s1.log" '"msg":"sla: watching deadlines' 30 || fail "s1: no watcher"
 wait_log "$WORK/s2.log" '"msg":"sla: watching deadlines' 30 || fail "s2: no watcher"
 until_true 30 "the SLA marker in Redis" is 1 rcli EXISTS sfk:sla:ready
+kcat -b "$BROKERS" -L -t "${P}wl.lead.sla_watch" 2>/dev/null | grep -E 'with [1-9][0-9]* partitions' >/dev/null ||
+	fail "${P}wl.lead.sla_watch does not exist after the replicas started"
 
 # Five SMB leads in the US: pool smb_na.
 declare -A ID
@@ -145,11 +147,9 @@ done
 	fail "sfk_sla_rebuilt_total: $(metric_sum 'sfk_sla_rebuilt_total '), want 4"
 pass "Redis wiped -> 4 deadlines rebuilt from Salesforce (assigned + SLA), the answered one not"
 
-# The workload topic: an owner change a person made to D, as the bridge fans it
-# out once policies/workloads.json routes Lead owner changes here. The replicas
-# record the new owner in D's deadline. (The topic must exist anyway: a group
-# that never got an assignment trips librdkafka 2.0.2's cooperative-sticky
-# close, confluentinc/librdkafka#4312.)
+# The workload topic (the replicas create it when missing): an owner change a
+# person made to D, as the bridge fans it out once policies/workloads.json
+# routes Lead owner changes here. The replicas record the new owner in D's deadline.
 other=$(jq -r --arg o "${OWNER[D]}" '[.[] | select(. != $o)][0]' <<<"$pool")
 jq -c --arg id "${ID[D]}" --arg o "$other" '.records[0].value
 	| .event_id = "Lead:\($id):1" | .record_id = $id | .changed_fields = ["OwnerId"]
