@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ struct kafka_producer {
 struct kafka_consumer {
 	rd_kafka_t *rk;
 	struct kafka_revoke_hook hook;
+	atomic_int joined; /* the first assignment (possibly empty) arrived */
 };
 
 struct kafka_admin {
@@ -664,6 +666,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 	switch (err) {
 	case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+		atomic_store(&c->joined, 1);
 		log_info("kafka partitions assigned count=%d protocol=%s", parts->cnt,
 		         rd_kafka_rebalance_protocol(rk));
 		if (coop)
@@ -880,6 +883,33 @@ void kafka_consumer_close(struct kafka_consumer **pc)
 	rd_kafka_resp_err_t err;
 	if (!c)
 		return;
+	/* librdkafka before 2.3.0 aborts (rdkafka_sticky_assignor.c: Assertion
+	 * `assignor_state') when a cooperative-sticky member closes before its
+	 * first assignment (confluentinc/librdkafka#4312): e.g. a replica stopped
+	 * right after it started. Wait for that assignment (it comes even when it
+	 * is empty); nothing is consumed meanwhile (polled messages are dropped
+	 * uncommitted and redelivered to the group). */
+	if (!atomic_load(&c->joined) && rd_kafka_version() < 0x020300ff) {
+		struct timespec t0, t;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		log_info("kafka consumer close waits for the first assignment max_ms=%d",
+		         KAFKA_CLOSE_JOIN_WAIT_MS);
+		for (;;) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
+			if (m)
+				rd_kafka_message_destroy(m);
+			if (atomic_load(&c->joined))
+				break;
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >=
+			    KAFKA_CLOSE_JOIN_WAIT_MS) {
+				log_warn("kafka consumer closing before its first assignment "
+				         "(librdkafka %s may abort)",
+				         rd_kafka_version_str());
+				break;
+			}
+		}
+	}
 	/* Leaves the group: the final revoke runs the hook, which commits. */
 	err = rd_kafka_consumer_close(c->rk);
 	if (err)

@@ -23,6 +23,8 @@
 #define KAFKA_HEADERS_MAX 16
 /* Flush/close budget used by the destructors. */
 #define KAFKA_SHUTDOWN_TIMEOUT_MS 10000
+/* Longest a consumer's close waits for its first assignment (librdkafka < 2.3.0). */
+#define KAFKA_CLOSE_JOIN_WAIT_MS 15000
 
 /* ---- configuration ---------------------------------------------------- */
 
@@ -213,6 +215,8 @@ rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *c);
  * Orderly shutdown: leave the group (the revoke hook runs for the last
  * assignment, so it can commit), then destroy. Accepts NULL / *pc == NULL;
  * clears *pc.
+ * A consumer that never got its first assignment first waits for it (at
+ * most KAFKA_CLOSE_JOIN_WAIT_MS): librdkafka before 2.3.0 aborts otherwise.
  */
 void kafka_consumer_close(struct kafka_consumer **pc);
 
