@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # it_cli_topics: `sfk topics create|describe` against the real Kafka broker of
 # the shared stack, with a per-run topic prefix and group prefix:
-#   create makes the 16 topics of DESIGN.md section 3 with the partitions,
+#   create makes the 18 topics of DESIGN.md section 3 with the partitions,
 #   retention and cleanup.policy asked for; a second create reports them as
 #   existing (idempotent, exit 0); describe shows them and a workload group's
 #   lag (records produced minus records the group committed); a missing topic
@@ -49,17 +49,17 @@ json() { python3 -c "import json,sys; d=json.load(open('$1')); $2"; }
 json "$WORK/create.out" "
 names=sorted(t['name'] for t in d)
 want=sorted(['${P}'+n for n in ['cdc.lead','cdc.task','cdc.emailmessage','wl.lead.route',
- 'wl.lead.first_touch_detect','wl.notify.webhook','wl.outreach.template_suggest','flywheel',
- 'dlq.lead.route','dlq.lead.first_touch_detect','dlq.notify.webhook','dlq.outreach.template_suggest',
+ 'wl.lead.first_touch_detect','wl.lead.sla_watch','wl.notify.webhook','wl.outreach.template_suggest','flywheel',
+ 'dlq.lead.route','dlq.lead.first_touch_detect','dlq.lead.sla_watch','dlq.notify.webhook','dlq.outreach.template_suggest',
  'notify.events','dlq.bridge','dlq.loader','bridge.checkpoints']])
 assert names==want, (names, want)
 assert all(t['result']=='created' for t in d), d
-" || fail "create did not create the 16 topics"
-pass "create: 16 topics created"
+" || fail "create did not create the 18 topics"
+pass "create: 18 topics created"
 
 "$SFK" topics create --partitions 2 >"$WORK/create2.out" 2>"$WORK/create2.err" ||
 	fail "second create exited $?"
-[ "$(grep -c ' exists ' "$WORK/create2.out")" = 16 ] || fail "second create: not all 'exists'"
+[ "$(grep -c ' exists ' "$WORK/create2.out")" = 18 ] || fail "second create: not all 'exists'"
 pass "create again: every topic reported as existing, exit 0"
 
 # --- describe -------------------------------------------------------------------
@@ -133,5 +133,5 @@ SFK_KAFKA_KIND=mock KAFKA_BOOTSTRAP_SERVERS=$mock_bootstrap timeout 60 "$SFK" to
 	>"$WORK/mock.out" 2>"$WORK/mock.err" || fail "create on the mock exited $?"
 [ $((SECONDS - start)) -le 10 ] || fail "create on the mock took $((SECONDS - start)) s"
 grep -q "auto-created on first use" "$WORK/mock.err" || fail "no auto-create note on the mock"
-[ "$(grep -c ' auto-create ' "$WORK/mock.out")" = 16 ] || fail "mock: not every topic auto-create"
+[ "$(grep -c ' auto-create ' "$WORK/mock.out")" = 18 ] || fail "mock: not every topic auto-create"
 pass "mock broker: no CreateTopics, auto-create note, no hang"

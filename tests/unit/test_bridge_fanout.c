@@ -59,7 +59,7 @@ static void shipped_policy_loads(void **state)
 	if (!f)
 		fail_msg("%s", err);
 	assert_string_equal(fanout_version(f), "1.0.0");
-	assert_int_equal(fanout_workloads(f), 4);
+	assert_int_equal(fanout_workloads(f), 5);
 	fanout_free(&f);
 	assert_null(f);
 	fanout_free(&f); /* NULL is fine */
