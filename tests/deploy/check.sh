@@ -165,15 +165,15 @@ assert() { if [ "$2" = "$3" ]; then echo "ok $1 ($3)"; else echo "FAIL $1: expec
 check_objects() {
 	local rc=0 n pods
 	n=$(grep -c '^kind: Deployment$' "$work/default.yaml")
-	assert "default: Deployments (bridge + 3 workers + loader)" 5 "$n" || rc=1
+	assert "default: Deployments (bridge + 4 workers + loader; notify off)" 6 "$n" || rc=1
 	assert "default: no HPA" 0 "$(kinds default HorizontalPodAutoscaler)" || rc=1
 	assert "default: no ScaledObject" 0 "$(kinds default ScaledObject)" || rc=1
-	assert "default: PodDisruptionBudgets" 4 "$(kinds default PodDisruptionBudget)" || rc=1
+	assert "default: PodDisruptionBudgets" 5 "$(kinds default PodDisruptionBudget)" || rc=1
 	assert "default: NetworkPolicy" 1 "$(kinds default NetworkPolicy)" || rc=1
 	assert "default: dashboard ConfigMaps labelled grafana_dashboard=1" \
 		"$(ls "$chart"/dashboards/*.json | wc -l)" "$(grep -c '^    grafana_dashboard: "1"$' "$work/default.yaml")" || rc=1
 	assert "bridge: readiness on /healthz (a standby answers 503 on /readyz), workers/loader on /readyz" \
-		"/healthz /readyz /readyz /readyz /readyz" \
+		"/healthz /readyz /readyz /readyz /readyz /readyz" \
 		"$(docs default Deployment | awk '/readinessProbe:/{r=1} r&&/path:/{print $2; r=0}' | tr '\n' ' ' | sed 's/ $//')" || rc=1
 	assert "bridge: 2 replicas" 2 "$(docs default Deployment | awk '/^  name: rel-salesforce-kpis-bridge$/{f=1} f&&/^  replicas:/{print $2; exit}')" || rc=1
 	# hooks
@@ -181,19 +181,19 @@ check_objects() {
 		"$(docs default Job | grep -c 'helm.sh/hook: pre-install,pre-upgrade')" || rc=1
 	assert "topics Job command" 1 "$(docs default Job | grep -c 'command: \["sfk", "topics", "create"\]')" || rc=1
 	# scaling
-	assert "production (KEDA): one ScaledObject per worker" 3 "$(kinds production ScaledObject)" || rc=1
+	assert "production (KEDA): one ScaledObject per worker" 4 "$(kinds production ScaledObject)" || rc=1
 	assert "production (KEDA): no HPA beside them" 0 "$(kinds production HorizontalPodAutoscaler)" || rc=1
-	assert "production: maxReplicaCount capped at 12 partitions / worker override 4" "12 12 4" \
+	assert "production: maxReplicaCount capped at 12 partitions / worker override 4" "12 12 12 4" \
 		"$(docs production ScaledObject | awk '/maxReplicaCount:/{print $2}' | sort -rn | tr '\n' ' ' | sed 's/ $//')" || rc=1
 	assert "production: consumer groups sfk.<workload>" \
-		'"sfk.lead.first_touch_detect" "sfk.lead.route" "sfk.outreach.template_suggest"' \
+		'"sfk.lead.first_touch_detect" "sfk.lead.route" "sfk.lead.sla_watch" "sfk.outreach.template_suggest"' \
 		"$(docs production ScaledObject | awk '/consumerGroup:/{print $2}' | sort | tr '\n' ' ' | sed 's/ $//')" || rc=1
-	assert "production: lag topics" '"sfk.wl.lead.first_touch_detect" "sfk.wl.lead.route" "sfk.wl.outreach.template_suggest"' \
+	assert "production: lag topics" '"sfk.wl.lead.first_touch_detect" "sfk.wl.lead.route" "sfk.wl.lead.sla_watch" "sfk.wl.outreach.template_suggest"' \
 		"$(docs production ScaledObject | awk '/ topic:/{print $2}' | sort | tr '\n' ' ' | sed 's/ $//')" || rc=1
 	assert "production: worker Deployments leave replicas to KEDA" 0 \
 		"$(docs production Deployment | awk '/^  name: .*-worker-/{f=1} /^  name: .*-(bridge|loader)$/{f=0} f&&/^  replicas:/' | wc -l)" || rc=1
-	assert "hpa: one CPU HPA per worker" 3 "$(kinds hpa HorizontalPodAutoscaler)" || rc=1
-	assert "hpa: maxReplicas capped at 4 partitions" "4 4 4" \
+	assert "hpa: one CPU HPA per worker" 4 "$(kinds hpa HorizontalPodAutoscaler)" || rc=1
+	assert "hpa: maxReplicas capped at 4 partitions" "4 4 4 4" \
 		"$(docs hpa HorizontalPodAutoscaler | awk '/maxReplicas:/{print $2}' | tr '\n' ' ' | sed 's/ $//')" || rc=1
 	# security defaults, every container of every pod (init containers included)
 	for v in default production; do

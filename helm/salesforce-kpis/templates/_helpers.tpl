@@ -149,6 +149,8 @@ annotations:
   value: /etc/sfk/policies/routing_policy.json
 - name: SFK_TEMPLATE_POLICY
   value: /etc/sfk/policies/templates.json
+- name: SFK_NOTIFY_POLICY
+  value: /etc/sfk/policies/notifications.json
 - name: SFK_DOCTOR_POLICIES
   value: /etc/sfk/policies/workloads.json,/etc/sfk/policies/routing_policy.json,/etc/sfk/policies/templates.json
 - name: SFK_TOPIC_PARTITIONS
@@ -158,20 +160,28 @@ annotations:
 {{- end }}
 {{- end -}}
 
+{{- /* envFrom of a container: the Kafka secret, extraEnvVarsCM/Secret, and the
+component's own secret (.secret, e.g. a worker's envFromSecret). Call with
+(dict "ctx" $ "secret" NAME). */ -}}
 {{- define "sfk.envFrom" -}}
-{{- if or .Values.kafka.existingSecret .Values.extraEnvVarsCM .Values.extraEnvVarsSecret -}}
+{{- $v := .ctx.Values -}}
+{{- if or $v.kafka.existingSecret $v.extraEnvVarsCM $v.extraEnvVarsSecret .secret -}}
 envFrom:
-{{- if .Values.kafka.existingSecret }}
+{{- if $v.kafka.existingSecret }}
   - secretRef:
-      name: {{ .Values.kafka.existingSecret }}
+      name: {{ $v.kafka.existingSecret }}
 {{- end }}
-{{- if .Values.extraEnvVarsCM }}
+{{- if $v.extraEnvVarsCM }}
   - configMapRef:
-      name: {{ .Values.extraEnvVarsCM }}
+      name: {{ $v.extraEnvVarsCM }}
 {{- end }}
-{{- if .Values.extraEnvVarsSecret }}
+{{- if $v.extraEnvVarsSecret }}
   - secretRef:
-      name: {{ .Values.extraEnvVarsSecret }}
+      name: {{ $v.extraEnvVarsSecret }}
+{{- end }}
+{{- if .secret }}
+  - secretRef:
+      name: {{ .secret }}
 {{- end }}
 {{- end -}}
 {{- end -}}
@@ -362,7 +372,7 @@ spec:
         {{- with .env }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
-      {{- with (include "sfk.envFrom" $ctx) }}
+      {{- with (include "sfk.envFrom" (dict "ctx" $ctx "secret" .envFromSecret)) }}
       {{- . | nindent 6 }}
       {{- end }}
       ports:
