@@ -460,7 +460,9 @@ static void test_relay_envelope(void **state)
 	assert_null(notify_relay_envelope(rec, 1, err, sizeof err));
 	assert_non_null(strstr(err, "$.type"));
 	json_decref(rec);
-	assert_null(notify_relay_envelope(json_integer(1), 1, err, sizeof err));
+	json_t *one = json_integer(1);
+	assert_null(notify_relay_envelope(one, 1, err, sizeof err));
+	json_decref(one);
 }
 
 int main(void)
