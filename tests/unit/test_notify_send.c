@@ -227,10 +227,14 @@ static void test_signed_and_independent(void **state)
 	double took = mono_s() - t0;
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(j[i].result, NOTIFY_DELIVERED);
-	/* the fast target was answered while the slow one (1 s each, 4 in parallel) was busy */
-	assert_true(j[0].latency_s < 0.5);
-	assert_true(j[1].latency_s >= 0.9);
-	assert_true(took < 1.9); /* the four slow ones ran concurrently */
+	/* the fast target was answered while the slow one (1 s each, 4 in parallel)
+	 * was busy, and the four slow ones ran concurrently (one after the other
+	 * would take 4 s) */
+	for (int i = 1; i < 5; i++) {
+		assert_true(j[i].latency_s >= 0.9);
+		assert_true(j[0].latency_s < j[i].latency_s);
+	}
+	assert_true(took < 3.5);
 
 	/* what reached the server verifies with the secret */
 	char want[NOTIFY_SIG_MAX];
