@@ -253,6 +253,7 @@ struct bridge {
 };
 
 static int run_jobs(struct bridge *b);
+static int resolve_echo_user(struct bridge *b);
 
 static int64_t wall_ms(void)
 {
@@ -371,6 +372,11 @@ static void on_resync(void *ctx, const char *entity, int64_t replay_id)
 static int run_jobs(struct bridge *b)
 {
 	int rc = 0;
+	/* Records last modified by us are echoes in a resync too (a SNAPSHOT has
+	 * no changeOrigin). Unknown user: they are fanned out, and the workers
+	 * skip what they already did. */
+	if (b->njobs > 0)
+		resolve_echo_user(b);
 	while (b->njobs > 0 && rc == 0) {
 		struct resync_job *j = &b->jobs[0];
 		char err[1024];

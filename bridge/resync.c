@@ -505,7 +505,7 @@ static enum sfk_err publish_chunk(const struct resync_out *o, const char *entity
 			log_error("resync: record skipped object=%s reason=%s", entity, why);
 			continue;
 		}
-		if (mode == RESYNC_MODE_POLL && o->echo_user && *o->echo_user) {
+		if (o->echo_user && *o->echo_user) {
 			char who[19];
 			const char *lm =
 			        json_string_value(json_object_get(rec, "LastModifiedById"));

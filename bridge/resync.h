@@ -42,9 +42,10 @@ struct resync_out {
 	const char *checkpoint_topic; /* <prefix>bridge.checkpoints */
 	const struct fanout *fanout;  /* borrowed; NULL = no fan-out */
 	struct publish_sink sink;
-	/* Poll mode sees no changeOrigin: a record last modified by this user (our
-	 * integration user, 18 chars; NULL/"" = unknown) is our own write and is
-	 * flagged echo, so it is never fanned out. Borrowed. */
+	/* Read-back records (poll, resync) carry no changeOrigin: a record last
+	 * modified by this user (our integration user, 18 chars; NULL/"" =
+	 * unknown) is our own write and is flagged echo, so it is never fanned
+	 * out. Borrowed. */
 	const char *echo_user;
 };
 

@@ -4,8 +4,10 @@
 # sim clock moves past the 72 h event retention: at restart the checkpoint's
 # replay id is no longer valid, the bridge reads the Leads back (SNAPSHOT
 # envelopes, flags.resynced) and fans them out. lead.route routes the two new
-# Leads and outreach.template_suggest suggests for them; a Lead routed and
-# suggested before the outage gets no second write from its SNAPSHOT.
+# Leads and outreach.template_suggest suggests for them. Read-back records carry
+# no changeOrigin: one last modified by our integration user is an echo and is
+# never fanned out; a Lead routed before the outage and edited since by a rep
+# comes back as a SNAPSHOT the workers skip (already routed / suggested).
 # Starts its own sfk-sim and Redis (it moves the sim clock, counts writes);
 # uses the shared broker with per-run topic names.
 set -euo pipefail
@@ -21,8 +23,16 @@ field() { # field ID FIELD: a Lead's field, "null" when unset
 	ctl GET "/sim/records/Lead/$1" | jq -r --arg f "$2" '.[$f] // "null"'
 }
 writes() { ctl GET /sim/stats | jq -r --arg id "$1" '.writes[$id] // 0'; }
+# Changes are made as a sales rep: the control API's default user is our
+# integration user (SF_USERNAME), whose changes are echoes.
+rep=$(ctl GET /sim/org | jq -r --arg me "$SF_USERNAME" \
+	'[.User[] | select(.Username != $me and .IsActive)][0].Id')
+[[ $rep == 005* ]] || fail "no other active user in the sim: $rep"
+# Created by the rep into a queue (as web-to-lead does): a user-owned Lead is left alone.
+queue=$(ctl GET /sim/org | jq -r '[.Group[] | select(.Type == "Queue")][0].Id')
+[[ $queue == 00G* ]] || fail "no queue in the sim: $queue"
 new_lead() { # new_lead NAME: a Lead the policy routes (US, SMB) with an intent
-	ctl POST /sim/records/Lead "{\"LastName\":\"$1\",\"Company\":\"$1 Co\",\"Country\":\"US\",
+	ctl POST "/sim/records/Lead?user=$rep" "{\"LastName\":\"$1\",\"Company\":\"$1 Co\",\"Country\":\"US\",\"OwnerId\":\"$queue\",
 		\"NumberOfEmployees\":40,\"Email\":\"$1@example.test\",
 		\"Description\":\"Can we get a demo of the product next week?\"}" | jq -r .id
 }
@@ -31,8 +41,8 @@ outcome() { # outcome LOGNAME OUTCOME: that worker's sfk_decisions_total for it
 	curl -sf "http://127.0.0.1:$(admin_port "$1")/metrics" |
 		awk -v o="outcome=\"$2\"" '/^sfk_decisions_total\{/ && index($0, o) {s += $2} END {print s + 0}'
 }
-snapshots() { # SNAPSHOT envelopes of a Lead on cdc.lead
-	kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -C -t "${P}cdc.lead" -e -q -X isolation.level=read_committed \
+snapshots() { # snapshots ID [TOPIC]: SNAPSHOT envelopes of a record (default cdc.lead)
+	kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -C -t "${P}${2:-cdc.lead}" -e -q -X isolation.level=read_committed \
 		-f '%k\t%s\n' 2>/dev/null | grep "^$1	" | grep -c '"change_type":"SNAPSHOT"' || true
 }
 
@@ -43,10 +53,16 @@ start route "$SFK_BIN_DIR/sfk-worker" --workload lead.route
 start tpl "$SFK_BIN_DIR/sfk-worker" --workload outreach.template_suggest
 
 A=$(new_lead Alpha)
-until_true 60 "Alpha routed" set_ok "$A" Owner_Assigned_At__c
-until_true 60 "Alpha's template" set_ok "$A" Template_Recommended__c
+E=$(new_lead Echo)
+for l in "$A" "$E"; do
+	until_true 60 "$l routed" set_ok "$l" Owner_Assigned_At__c
+	until_true 60 "$l's template" set_ok "$l" Template_Recommended__c
+done
+# Alpha is edited by a rep afterwards; Echo was last modified by our workers.
+ctl PATCH "/sim/records/Lead/$A?user=$rep" '{"Title":"VP Sales"}' >/dev/null
 wa=$(writes "$A")
-pass "before the outage: Alpha routed and suggested ($wa writes)"
+we=$(writes "$E")
+pass "before the outage: Alpha and Echo routed and suggested"
 
 # The outage: the bridge stops, Leads are created, the retention passes.
 kill -TERM "$BPID"
@@ -66,13 +82,19 @@ for l in "$B" "$C"; do
 done
 pass "Leads created during the outage arrive as SNAPSHOTs: routed ($(field "$B" OwnerId), $(field "$C" OwnerId)) and suggested"
 
-# Alpha's own SNAPSHOT (if the resync window held it) changes nothing.
-if [ "$(snapshots "$A")" -ge 1 ]; then
-	until_true 30 "Alpha's SNAPSHOT decided by lead.route" eval '[ "$(outcome route already_routed)" -ge 1 ]'
-	until_true 30 "Alpha's SNAPSHOT decided by the template worker" \
-		eval '[ "$(outcome tpl already_suggested)" -ge 1 ]'
-	pass "Alpha's SNAPSHOT: already routed, already suggested"
-fi
+# Alpha (a rep's edit last): fanned out, skipped by both workers.
+[ "$(snapshots "$A")" -ge 1 ] || fail "no SNAPSHOT of Alpha: the resync window missed it"
+until_true 30 "Alpha's SNAPSHOT decided by lead.route" eval '[ "$(outcome route already_routed)" -ge 1 ]'
+until_true 30 "Alpha's SNAPSHOT decided by the template worker" \
+	eval '[ "$(outcome tpl already_suggested)" -ge 1 ]'
 [ "$(writes "$A")" = "$wa" ] || fail "Alpha was written again: $(writes "$A") writes, $wa before"
-pass "a Lead routed before the outage gets no second write"
+pass "a Lead routed before the outage and edited since: SNAPSHOT skipped (already routed, suggested), no write"
+# Echo (our write last): a SNAPSHOT on cdc.lead flagged echo, never fanned out.
+[ "$(snapshots "$E")" -ge 1 ] || fail "no SNAPSHOT of Echo: the resync window missed it"
+kcat -b "$KAFKA_BOOTSTRAP_SERVERS" -C -t "${P}cdc.lead" -e -q -X isolation.level=read_committed \
+	-f '%k\t%s\n' 2>/dev/null | grep "^$E	" | grep '"SNAPSHOT"' | cut -f2 |
+	jq -e -s 'all(.[]; .flags.echo == true)' >/dev/null || fail "Echo's SNAPSHOT is not flagged echo"
+[ "$(snapshots "$E" wl.lead.route)" = 0 ] || fail "Echo's SNAPSHOT was fanned out"
+[ "$(writes "$E")" = "$we" ] || fail "Echo was written again"
+pass "a Lead last modified by our own workers: SNAPSHOT flagged echo, not fanned out"
 echo "$NAME: all passed"
