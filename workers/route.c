@@ -926,7 +926,10 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 			continue;
 		}
 		json_t *assigned = json_object_get(e->fields, "Owner_Assigned_At__c");
-		if (snapshot && assigned && !json_is_null(assigned)) {
+		int seen = 0; /* the Lead's creation is in this batch before it */
+		for (size_t k = 0; snapshot && k < i; k++)
+			seen |= strcmp(ev[k].record_id, e->record_id) == 0;
+		if (snapshot && (seen || (assigned && !json_is_null(assigned)))) {
 			d->action = WL_SKIP;
 			snprintf(d->outcome, sizeof d->outcome, "already_routed");
 			continue;
@@ -950,6 +953,13 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 			}
 			ver = json_string_value(
 			        json_object_get(now_rec, "Routing_Policy_Version__c"));
+			/* A SNAPSHOT read while the Lead's CREATE was still in flight
+			 * says "unassigned"; what Salesforce holds now decides. */
+			if (snapshot && ver) {
+				d->action = WL_SKIP;
+				snprintf(d->outcome, sizeof d->outcome, "already_routed");
+				continue;
+			}
 			/* Routed by this policy version already: a redelivery after a crash
 			 * between the write and "done". Decide again (the round-robin memo
 			 * gives the same owner, the flywheel record the same decision id)

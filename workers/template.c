@@ -653,12 +653,29 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 	json_t *inbound = json_object(), *rel_q = json_object(), *relations = json_array();
 	json_t *email_rows = json_object(), *task_q = json_object(), *tasks = json_object();
 	json_t *lead_q = json_object(), *leads = json_object();
+	json_t *snap_now = json_object(); /* SNAPSHOT Lead -> its current row */
 	char(*reply_to)[19] = xcalloc(n ? n : 1, sizeof(*reply_to));
 
 	int64_t llm_deadline = ctx->now_ms ? ctx->now_ms() + TPL_LLM_BATCH_BUDGET_MS : 0;
 	clear_sends(st);
 	st->sends = xcalloc(n ? n : 1, sizeof(*st->sends));
 	st->nsends = n;
+
+	/* SNAPSHOT Leads (resyncs): what Salesforce holds now decides whether
+	 * they still need a suggestion (the snapshot may predate it). */
+	json_t *snap_q = json_object();
+	for (size_t i = 0; i < n; i++) {
+		char id[19];
+		if (ev[i].change_type && strcmp(ev[i].change_type, "SNAPSHOT") == 0 &&
+		    ev[i].entity && strcmp(ev[i].entity, "Lead") == 0 &&
+		    id_of(ev[i].record_id, "Lead", id))
+			json_object_set_new(snap_q, id, json_true());
+	}
+	rc = query_ids(ctx, "SELECT Id, Template_Recommended__c FROM Lead WHERE Id IN ", snap_q,
+	               snap_now, NULL, &err);
+	json_decref(snap_q);
+	if (rc != SFK_OK)
+		goto out;
 
 	for (size_t i = 0; i < n; i++) {
 		const char *ent = ev[i].entity ? ev[i].entity : "";
@@ -689,13 +706,22 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 			continue;
 		}
 		/* A resync SNAPSHOT stands for a lost creation only when the Lead
-		 * never got a suggestion. */
-		json_t *had = json_object_get(ev[i].fields, "Template_Recommended__c");
-		if (ev[i].change_type && strcmp(ev[i].change_type, "SNAPSHOT") == 0 && had &&
-		    !json_is_null(had)) {
-			out[i].action = WL_SKIP;
-			snprintf(out[i].outcome, sizeof(out[i].outcome), "already_suggested");
-			continue;
+		 * never got a suggestion: not in the snapshot, not in Salesforce
+		 * now, not from an earlier event of this batch. */
+		if (ev[i].change_type && strcmp(ev[i].change_type, "SNAPSHOT") == 0) {
+			json_t *had = json_object_get(ev[i].fields, "Template_Recommended__c");
+			json_t *has = json_object_get(json_object_get(snap_now, id),
+			                              "Template_Recommended__c");
+			int seen = 0;
+			for (size_t k = 0; k < i; k++)
+				seen |= strcmp(ev[k].record_id ? ev[k].record_id : "",
+				               ev[i].record_id) == 0;
+			if (seen || (had && !json_is_null(had)) || (has && !json_is_null(has))) {
+				out[i].action = WL_SKIP;
+				snprintf(out[i].outcome, sizeof(out[i].outcome),
+				         "already_suggested");
+				continue;
+			}
 		}
 		json_t *facts = tpl_lead_facts(st->policy, ev[i].fields);
 		struct tpl_result r;
@@ -866,6 +892,7 @@ out:
 	if (rc != SFK_OK)
 		clear_sends(st);
 	free(reply_to);
+	json_decref(snap_now);
 	json_decref(leads);
 	json_decref(lead_q);
 	json_decref(tasks);
