@@ -34,10 +34,10 @@
 #include "sfid.h"
 #include "sla_watch.h" /* lead.sla_watch: clear the SLA deadline */
 #include "soql_build.h"
+#include "wl_sf.h"
 #include "xmem.h"
 
 #define FT_MODEL         "rules:first_touch_detect@1"
-#define FT_SOQL_ERR_MAX  256
 #define FT_SPLIT_BUF_MAX 1024 /* one configured list, as text */
 
 static const char *g_types_text, *g_subtypes_text;
@@ -275,30 +275,12 @@ double ft_ttfr_minutes(int64_t resp_ms, int64_t created_ms)
 	return round((double)(resp_ms - created_ms) / 600.0) / 100.0;
 }
 
-static const char *str(json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 static int in_list(const char *v, const char *const *list)
 {
 	for (size_t i = 0; v && list && list[i]; i++)
 		if (strcasecmp(list[i], v) == 0)
 			return 1;
 	return 0;
-}
-
-/* A valid id of the given object into out (18 chars), else 0. */
-static int id_of(const char *s, const char *object, char out[19])
-{
-	if (!s || sfid_to18(s, out) < 0)
-		return 0;
-	const char *obj = sfid_object(out);
-	if (object && (!obj || strcmp(obj, object) != 0)) {
-		out[0] = '\0';
-		return 0;
-	}
-	return 1;
 }
 
 int ft_task_response(json_t *task, const struct ft_taskset *set, struct ft_resp *out, char lead[19],
@@ -310,18 +292,18 @@ int ft_task_response(json_t *task, const struct ft_taskset *set, struct ft_resp 
 	out->at_ms = -1;
 	lead[0] = '\0';
 	json_t *closed = json_object_get(task, "IsClosed");
-	const char *status = str(task, "Status");
+	const char *status = wl_str(task, "Status");
 	int64_t done = ft_json_datetime(json_object_get(task, "CompletedDateTime"));
 	if (!json_is_true(closed) && !(status && strcmp(status, "Completed") == 0) && done < 0) {
 		*why = "task_open";
 		return 0;
 	}
-	if (!id_of(str(task, "WhoId"), "Lead", lead)) {
+	if (!wl_id_of(wl_str(task, "WhoId"), "Lead", lead)) {
 		*why = "task_not_on_lead";
 		return 0;
 	}
-	if (!in_list(str(task, "Type"), set->types) &&
-	    !in_list(str(task, "TaskSubtype"), set->subtypes)) {
+	if (!in_list(wl_str(task, "Type"), set->types) &&
+	    !in_list(wl_str(task, "TaskSubtype"), set->subtypes)) {
 		*why = "task_type_not_counted";
 		lead[0] = '\0';
 		return 0;
@@ -333,9 +315,9 @@ int ft_task_response(json_t *task, const struct ft_taskset *set, struct ft_resp 
 		return 0;
 	}
 	snprintf(out->source, sizeof(out->source), "Task");
-	if (!id_of(str(task, "OwnerId"), "User", out->user))
-		id_of(str(task, "CreatedById"), "User", out->user);
-	id_of(str(task, "Id"), NULL, out->ref);
+	if (!wl_id_of(wl_str(task, "OwnerId"), "User", out->user))
+		wl_id_of(wl_str(task, "CreatedById"), "User", out->user);
+	wl_id_of(wl_str(task, "Id"), NULL, out->ref);
 	return 1;
 }
 
@@ -346,7 +328,7 @@ int ft_email_response(json_t *email, const char *fallback_user, struct ft_resp *
 	why = why ? why : &dummy;
 	memset(out, 0, sizeof(*out));
 	out->at_ms = -1;
-	const char *status = str(email, "Status");
+	const char *status = wl_str(email, "Status");
 	if (json_is_true(json_object_get(email, "Incoming"))) {
 		*why = "email_incoming";
 		return 0;
@@ -363,9 +345,9 @@ int ft_email_response(json_t *email, const char *fallback_user, struct ft_resp *
 		return 0;
 	}
 	snprintf(out->source, sizeof(out->source), "EmailMessage");
-	if (!id_of(str(email, "CreatedById"), "User", out->user))
-		id_of(fallback_user, "User", out->user);
-	id_of(str(email, "Id"), NULL, out->ref);
+	if (!wl_id_of(wl_str(email, "CreatedById"), "User", out->user))
+		wl_id_of(fallback_user, "User", out->user);
+	wl_id_of(wl_str(email, "Id"), NULL, out->ref);
 	return 1;
 }
 
@@ -376,18 +358,19 @@ int ft_email_lead(const char *email_id, const char *activity_id, json_t *relatio
 	size_t i;
 	json_t *rel;
 	lead[0] = '\0';
-	if (!id_of(email_id, NULL, eid))
+	if (!wl_id_of(email_id, NULL, eid))
 		return 0;
 	json_array_foreach(relations, i, rel)
 	{
 		char other[19];
-		const char *type = str(rel, "RelationType");
-		if (!id_of(str(rel, "EmailMessageId"), NULL, other) || strcmp(other, eid) != 0)
+		const char *type = wl_str(rel, "RelationType");
+		if (!wl_id_of(wl_str(rel, "EmailMessageId"), NULL, other) ||
+		    strcmp(other, eid) != 0)
 			continue;
 		if (!type || (strcmp(type, "ToAddress") != 0 && strcmp(type, "CcAddress") != 0 &&
 		              strcmp(type, "BccAddress") != 0))
 			continue;
-		if (!id_of(str(rel, "RelationId"), "Lead", rid))
+		if (!wl_id_of(wl_str(rel, "RelationId"), "Lead", rid))
 			continue;
 		if (!best[0] || strcmp(rid, best) < 0)
 			memcpy(best, rid, sizeof(best));
@@ -397,8 +380,8 @@ int ft_email_lead(const char *email_id, const char *activity_id, json_t *relatio
 		return 1;
 	}
 	char tid[19];
-	if (id_of(activity_id, "Task", tid) &&
-	    id_of(str(json_object_get(tasks, tid), "WhoId"), "Lead", lead))
+	if (wl_id_of(activity_id, "Task", tid) &&
+	    wl_id_of(wl_str(json_object_get(tasks, tid), "WhoId"), "Lead", lead))
 		return 2;
 	lead[0] = '\0';
 	return 0;
@@ -415,67 +398,6 @@ const char *ft_segment(json_t *employees, long long mm_min, long long ent_min)
 }
 
 /* ---- I/O: batched lookups ------------------------------------------------------ */
-
-/* Run "<head>(ids)<tail>" over every id and add each row to *rows (array) and,
- * when by_id, to by_id[Id]. */
-static enum sfk_err query_ids(struct wl_ctx *ctx, const char *head, const char *tail,
-                              const char *const *ids, size_t n, json_t *rows, json_t *by_id,
-                              struct sf_error *err)
-{
-	struct soql_list l = {0};
-	char errstr[FT_SOQL_ERR_MAX];
-	enum sfk_err rc = SFK_OK;
-	if (n == 0)
-		return SFK_OK;
-	if (!ctx->sf) {
-		snprintf(err->message, sizeof(err->message), "no Salesforce client");
-		return err->err = SFK_ERR_INTERNAL;
-	}
-	rc = soql_build_in_ids(head, tail, ids, n, sf_rest_query_uri_overhead(ctx->sf), 0, &l,
-	                       errstr, sizeof(errstr));
-	if (rc != SFK_OK) {
-		snprintf(err->message, sizeof(err->message), "%s", errstr);
-		err->err = rc;
-		goto out;
-	}
-	for (size_t i = 0; i < l.n && rc == SFK_OK; i++) {
-		struct sf_query *q = NULL;
-		json_t *rec;
-		rc = sf_query_open(ctx->sf, l.q[i], &q, err);
-		while (rc == SFK_OK && (rc = sf_query_next(q, &rec, err)) == SFK_OK && rec) {
-			char id[19];
-			if (rows)
-				json_array_append(rows, rec);
-			if (by_id && id_of(str(rec, "Id"), NULL, id))
-				json_object_set(by_id, id, rec);
-		}
-		sf_query_free(&q);
-	}
-out:
-	soql_list_free(&l);
-	return rc;
-}
-
-/* Append id (18 chars) to a string set (object used as a set) and list. */
-static void add_id(json_t *set, const char *id)
-{
-	if (id && id[0])
-		json_object_set_new(set, id, json_true());
-}
-
-static const char **keys_of(json_t *set, size_t *n)
-{
-	const char **v = xmalloc((json_object_size(set) + 1) * sizeof(*v));
-	const char *k;
-	json_t *val;
-	*n = 0;
-	json_object_foreach(set, k, val)
-	{
-		(void)val;
-		v[(*n)++] = k;
-	}
-	return v;
-}
 
 /* Per-event working state of one batch. */
 enum item_kind { IT_NONE, IT_LEAD, IT_TASK, IT_EMAIL };
@@ -526,7 +448,7 @@ static json_t *lead_write(const char *lead, const struct ft_resp *r, int64_t cre
 static void labels(const struct ft_state *st, json_t *row, const char **seg, const char **region)
 {
 	json_t *emp = json_object_get(row, "NumberOfEmployees");
-	const char *country = str(row, "Country");
+	const char *country = wl_str(row, "Country");
 	*seg = NULL;
 	*region = NULL;
 	if (st && st->routing) {
@@ -605,28 +527,29 @@ static enum sfk_err converted_tasks(struct wl_ctx *ctx, struct item *it, size_t 
 	char c[19], l[19];
 
 	for (size_t i = 0; i < n; i++)
-		if (it[i].kind == IT_TASK && id_of(str(it[i].rec, "WhoId"), "Contact", c))
-			add_id(cq, c);
+		if (it[i].kind == IT_TASK && wl_id_of(wl_str(it[i].rec, "WhoId"), "Contact", c))
+			wl_set_add(cq, c);
 	if (json_object_size(cq) == 0)
 		goto out;
-	ids = keys_of(cq, &nids);
-	rc = query_ids(ctx, "SELECT Id, ConvertedContactId FROM Lead WHERE ConvertedContactId IN ",
-	               "", ids, nids, leads, NULL, err);
+	ids = wl_set_keys(cq, &nids);
+	rc = wl_query_ids(ctx,
+	                  "SELECT Id, ConvertedContactId FROM Lead WHERE ConvertedContactId IN ",
+	                  "", ids, nids, leads, NULL, err);
 	if (rc == SFK_OK)
-		rc = query_ids(ctx, "SELECT Id, CreatedDate FROM Contact WHERE Id IN ", "", ids,
-		               nids, NULL, contacts, err);
+		rc = wl_query_ids(ctx, "SELECT Id, CreatedDate FROM Contact WHERE Id IN ", "", ids,
+		                  nids, NULL, contacts, err);
 	if (rc != SFK_OK)
 		goto out;
 	json_array_foreach(leads, k, row)
 	{
-		if (id_of(str(row, "ConvertedContactId"), "Contact", c) &&
-		    id_of(str(row, "Id"), "Lead", l))
+		if (wl_id_of(wl_str(row, "ConvertedContactId"), "Contact", c) &&
+		    wl_id_of(wl_str(row, "Id"), "Lead", l))
 			json_object_set_new(lead_of, c, json_string(l));
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (it[i].kind != IT_TASK || !id_of(str(it[i].rec, "WhoId"), "Contact", c))
+		if (it[i].kind != IT_TASK || !wl_id_of(wl_str(it[i].rec, "WhoId"), "Contact", c))
 			continue;
-		const char *lead = str(lead_of, c);
+		const char *lead = wl_str(lead_of, c);
 		int64_t task_at = ft_json_datetime(json_object_get(it[i].rec, "CreatedDate"));
 		int64_t conv_at = ft_json_datetime(
 		        json_object_get(json_object_get(contacts, c), "CreatedDate"));
@@ -681,7 +604,7 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 			        "events");
 			continue;
 		}
-		if (!id_of(ev[i].record_id, obj, it[i].id)) {
+		if (!wl_id_of(ev[i].record_id, obj, it[i].id)) {
 			set_dlq(&out[i], SFK_ERR_INVALID, "bad_record_id",
 			        "record_id is not a valid id of the entity");
 			continue;
@@ -702,21 +625,21 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 		} else if (strcmp(obj, "Task") == 0) {
 			it[i].kind = IT_TASK;
 			if (needs_task_query(f))
-				add_id(task_q, it[i].id);
+				wl_set_add(task_q, it[i].id);
 		} else {
 			it[i].kind = IT_EMAIL;
 			if (needs_email_query(f))
-				add_id(email_q, it[i].id);
-			add_id(rel_q, it[i].id);
+				wl_set_add(email_q, it[i].id);
+			wl_set_add(rel_q, it[i].id);
 		}
 	}
 
 	/* 2a. emails whose event did not carry what we need (UPDATE to Sent) */
-	ids = keys_of(email_q, &nids);
-	rc = query_ids(ctx,
-	               "SELECT Id, Incoming, Status, MessageDate, CreatedDate, CreatedById, "
-	               "ActivityId FROM EmailMessage WHERE Id IN ",
-	               "", ids, nids, NULL, email_rows, &err);
+	ids = wl_set_keys(email_q, &nids);
+	rc = wl_query_ids(ctx,
+	                  "SELECT Id, Incoming, Status, MessageDate, CreatedDate, CreatedById, "
+	                  "ActivityId FROM EmailMessage WHERE Id IN ",
+	                  "", ids, nids, NULL, email_rows, &err);
 	free(ids);
 	ids = NULL;
 	if (rc != SFK_OK)
@@ -739,11 +662,11 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 	}
 
 	/* 2b. relations of every sent email */
-	ids = keys_of(rel_q, &nids);
-	rc = query_ids(ctx,
-	               "SELECT Id, EmailMessageId, RelationId, RelationType FROM "
-	               "EmailMessageRelation WHERE EmailMessageId IN ",
-	               "", ids, nids, relations, NULL, &err);
+	ids = wl_set_keys(rel_q, &nids);
+	rc = wl_query_ids(ctx,
+	                  "SELECT Id, EmailMessageId, RelationId, RelationType FROM "
+	                  "EmailMessageRelation WHERE EmailMessageId IN ",
+	                  "", ids, nids, relations, NULL, &err);
 	free(ids);
 	ids = NULL;
 	if (rc != SFK_OK)
@@ -753,17 +676,17 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 			continue;
 		char lead[19], act[19];
 		if (ft_email_lead(it[i].id, NULL, relations, NULL, lead) == 0 &&
-		    id_of(str(it[i].rec, "ActivityId"), "Task", act))
-			add_id(task_q, act);
+		    wl_id_of(wl_str(it[i].rec, "ActivityId"), "Task", act))
+			wl_set_add(task_q, act);
 	}
 
 	/* 2c. tasks: events without WhoId/dates, activities of unrelated emails */
-	ids = keys_of(task_q, &nids);
-	rc = query_ids(ctx,
-	               "SELECT Id, WhoId, Type, TaskSubtype, IsClosed, Status, "
-	               "CompletedDateTime, CreatedDate, OwnerId, CreatedById FROM Task WHERE "
-	               "Id IN ",
-	               "", ids, nids, NULL, task_rows, &err);
+	ids = wl_set_keys(task_q, &nids);
+	rc = wl_query_ids(ctx,
+	                  "SELECT Id, WhoId, Type, TaskSubtype, IsClosed, Status, "
+	                  "CompletedDateTime, CreatedDate, OwnerId, CreatedById FROM Task WHERE "
+	                  "Id IN ",
+	                  "", ids, nids, NULL, task_rows, &err);
 	free(ids);
 	ids = NULL;
 	if (rc != SFK_OK)
@@ -774,7 +697,8 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 	 * emails answer for their Tasks; the rest is one query. */
 	for (size_t i = 0; i < n; i++) {
 		char act[19];
-		if (it[i].kind == IT_EMAIL && id_of(str(it[i].rec, "ActivityId"), "Task", act))
+		if (it[i].kind == IT_EMAIL &&
+		    wl_id_of(wl_str(it[i].rec, "ActivityId"), "Task", act))
 			json_object_set_new(
 			        incoming, act,
 			        json_boolean(json_is_true(json_object_get(it[i].rec, "Incoming"))));
@@ -790,15 +714,15 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 			it[i].why = "task_not_found";
 			continue;
 		}
-		const char *sub = str(it[i].rec, "TaskSubtype");
+		const char *sub = wl_str(it[i].rec, "TaskSubtype");
 		if (sub && strcasecmp(sub, "Email") == 0 && !json_object_get(incoming, it[i].id))
-			add_id(act_q, it[i].id);
+			wl_set_add(act_q, it[i].id);
 	}
-	ids = keys_of(act_q, &nids);
+	ids = wl_set_keys(act_q, &nids);
 	json_t *act_rows = json_array();
-	rc = query_ids(ctx,
-	               "SELECT Id, ActivityId, Incoming FROM EmailMessage WHERE ActivityId IN ", "",
-	               ids, nids, act_rows, NULL, &err);
+	rc = wl_query_ids(ctx,
+	                  "SELECT Id, ActivityId, Incoming FROM EmailMessage WHERE ActivityId IN ",
+	                  "", ids, nids, act_rows, NULL, &err);
 	free(ids);
 	ids = NULL;
 	size_t ai;
@@ -806,7 +730,7 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 	json_array_foreach(act_rows, ai, arow)
 	{
 		char act[19];
-		if (id_of(str(arow, "ActivityId"), "Task", act) &&
+		if (wl_id_of(wl_str(arow, "ActivityId"), "Task", act) &&
 		    json_is_true(json_object_get(arow, "Incoming")))
 			json_object_set_new(incoming, act, json_true());
 	}
@@ -830,7 +754,7 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 			it[i].has_resp = ft_task_response(it[i].rec, &st->set, &it[i].resp,
 			                                  it[i].lead, &it[i].why);
 		} else if (it[i].kind == IT_EMAIL) {
-			it[i].has_resp = ft_email_lead(it[i].id, str(it[i].rec, "ActivityId"),
+			it[i].has_resp = ft_email_lead(it[i].id, wl_str(it[i].rec, "ActivityId"),
 			                               relations, task_rows, it[i].lead) != 0;
 			if (!it[i].has_resp)
 				it[i].why = "email_not_linked_to_lead";
@@ -841,13 +765,13 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 		}
 		if (it[i].has_resp) {
 			struct ft_resp cur;
-			ft_resp_parse(str(best, it[i].lead), &cur);
+			ft_resp_parse(wl_str(best, it[i].lead), &cur);
 			if (ft_earlier(&it[i].resp, &cur)) {
 				char v[FT_VALUE_MAX];
 				if (ft_resp_format(&it[i].resp, v, sizeof(v)) == 0)
 					json_object_set_new(best, it[i].lead, json_string(v));
 			}
-			add_id(lead_q, it[i].lead);
+			wl_set_add(lead_q, it[i].lead);
 		}
 	}
 
@@ -873,7 +797,7 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 			const char *lead = json_string_value(json_array_get(asked, k));
 			if (rep[k] && rep[k]->type == REDIS_REPLY_STRING) {
 				json_object_set_new(pending, lead, json_string(rep[k]->str));
-				add_id(lead_q, lead);
+				wl_set_add(lead_q, lead);
 			}
 			if (rep[k])
 				freeReplyObject(rep[k]);
@@ -885,12 +809,12 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 	redis_pipe_clear(pipe);
 
 	/* 4. what Salesforce holds */
-	ids = keys_of(lead_q, &nids);
-	rc = query_ids(ctx,
-	               "SELECT Id, CreatedDate, OwnerId, NumberOfEmployees, Country, "
-	               "First_Response_At__c, First_Response_Source__c, "
-	               "First_Response_User__c FROM Lead WHERE Id IN ",
-	               "", ids, nids, NULL, lead_rows, &err);
+	ids = wl_set_keys(lead_q, &nids);
+	rc = wl_query_ids(ctx,
+	                  "SELECT Id, CreatedDate, OwnerId, NumberOfEmployees, Country, "
+	                  "First_Response_At__c, First_Response_Source__c, "
+	                  "First_Response_User__c FROM Lead WHERE Id IN ",
+	                  "", ids, nids, NULL, lead_rows, &err);
 	if (rc != SFK_OK)
 		goto out;
 
@@ -914,15 +838,15 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 		args[nargs++] = key;
 		args[nargs++] = ttl;
 		if (json_object_get(best, ids[k])) {
-			snprintf(bv, sizeof(bv), "%s", str(best, ids[k]));
+			snprintf(bv, sizeof(bv), "%s", wl_str(best, ids[k]));
 			args[nargs++] = bv;
 		}
 		struct ft_resp s = {.at_ms = -1};
 		if (row && (s.at_ms = ft_json_datetime(
 		                    json_object_get(row, "First_Response_At__c"))) >= 0) {
-			const char *src = str(row, "First_Response_Source__c");
+			const char *src = wl_str(row, "First_Response_Source__c");
 			snprintf(s.source, sizeof(s.source), "%s", src ? src : "");
-			id_of(str(row, "First_Response_User__c"), "User", s.user);
+			wl_id_of(wl_str(row, "First_Response_User__c"), "User", s.user);
 			if (ft_resp_format(&s, sfv, sizeof(sfv)) == 0)
 				args[nargs++] = sfv;
 		}
@@ -978,13 +902,13 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 			stored.at_ms =
 			        ft_json_datetime(json_object_get(row, "First_Response_At__c"));
 			snprintf(stored.source, sizeof(stored.source), "%s",
-			         str(row, "First_Response_Source__c")
-			                 ? str(row, "First_Response_Source__c")
+			         wl_str(row, "First_Response_Source__c")
+			                 ? wl_str(row, "First_Response_Source__c")
 			                 : "");
 		}
 		struct ft_resp r, b;
-		ft_resp_parse(str(eff, it[i].lead), &r);
-		ft_resp_parse(str(best, it[i].lead), &b);
+		ft_resp_parse(wl_str(eff, it[i].lead), &r);
+		ft_resp_parse(wl_str(best, it[i].lead), &b);
 		int earlier = ft_resolve(&r, &b, &stored, &e);
 		if (!row) {
 			/* Deleted, or not visible to us: kept in Redis, resolved if the

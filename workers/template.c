@@ -27,6 +27,7 @@
 #include "sfid.h"
 #include "soql_build.h"
 #include "template.h"
+#include "wl_sf.h"
 #include "xmem.h"
 
 #define TPL_ERR_MAX 512
@@ -521,66 +522,6 @@ void tpl_result_clear(struct tpl_result *r)
 
 /* ---- I/O ------------------------------------------------------------------------- */
 
-static const char *str(json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
-static int id_of(const char *s, const char *object, char out[19])
-{
-	if (!s || sfid_to18(s, out) < 0)
-		return 0;
-	const char *obj = sfid_object(out);
-	if (object && (!obj || strcmp(obj, object) != 0)) {
-		out[0] = '\0';
-		return 0;
-	}
-	return 1;
-}
-
-static enum sfk_err query_ids(struct wl_ctx *ctx, const char *head, json_t *set, json_t *by_id,
-                              json_t *rows, struct sf_error *err)
-{
-	struct soql_list l = {0};
-	char errstr[256];
-	size_t n = 0;
-	const char *k;
-	json_t *v;
-	enum sfk_err rc;
-	if (json_object_size(set) == 0)
-		return SFK_OK;
-	if (!ctx->sf) {
-		snprintf(err->message, sizeof(err->message), "no Salesforce client");
-		return err->err = SFK_ERR_INTERNAL;
-	}
-	const char **ids = xmalloc(json_object_size(set) * sizeof(*ids));
-	json_object_foreach(set, k, v)
-	{
-		(void)v;
-		ids[n++] = k;
-	}
-	rc = soql_build_in_ids(head, "", ids, n, sf_rest_query_uri_overhead(ctx->sf), 0, &l, errstr,
-	                       sizeof(errstr));
-	if (rc != SFK_OK)
-		snprintf(err->message, sizeof(err->message), "%s", errstr);
-	for (size_t i = 0; rc == SFK_OK && i < l.n; i++) {
-		struct sf_query *q = NULL;
-		json_t *rec;
-		rc = sf_query_open(ctx->sf, l.q[i], &q, err);
-		while (rc == SFK_OK && (rc = sf_query_next(q, &rec, err)) == SFK_OK && rec) {
-			char id[19];
-			if (rows)
-				json_array_append(rows, rec);
-			if (by_id && id_of(str(rec, "Id"), NULL, id))
-				json_object_set(by_id, id, rec);
-		}
-		sf_query_free(&q);
-	}
-	soql_list_free(&l);
-	free(ids);
-	return rc;
-}
-
 static void clear_sends(struct tpl_state *st)
 {
 	for (size_t i = 0; i < st->nsends; i++) {
@@ -611,8 +552,8 @@ static int reply_lead(const char *eid, json_t *email, json_t *relations, json_t 
 	char best[19] = "", rid[19], other[19], tid[19];
 	json_array_foreach(relations, i, rel)
 	{
-		if (!id_of(str(rel, "EmailMessageId"), NULL, other) || strcmp(other, eid) != 0 ||
-		    !id_of(str(rel, "RelationId"), "Lead", rid))
+		if (!wl_id_of(wl_str(rel, "EmailMessageId"), NULL, other) ||
+		    strcmp(other, eid) != 0 || !wl_id_of(wl_str(rel, "RelationId"), "Lead", rid))
 			continue;
 		if (!best[0] || strcmp(rid, best) < 0)
 			memcpy(best, rid, sizeof(best));
@@ -621,8 +562,8 @@ static int reply_lead(const char *eid, json_t *email, json_t *relations, json_t 
 		memcpy(lead, best, 19);
 		return 1;
 	}
-	if (id_of(str(email, "ActivityId"), "Task", tid) &&
-	    id_of(str(json_object_get(tasks, tid), "WhoId"), "Lead", lead))
+	if (wl_id_of(wl_str(email, "ActivityId"), "Task", tid) &&
+	    wl_id_of(wl_str(json_object_get(tasks, tid), "WhoId"), "Lead", lead))
 		return 1;
 	lead[0] = '\0';
 	return 0;
@@ -668,11 +609,11 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 		char id[19];
 		if (ev[i].change_type && strcmp(ev[i].change_type, "SNAPSHOT") == 0 &&
 		    ev[i].entity && strcmp(ev[i].entity, "Lead") == 0 &&
-		    id_of(ev[i].record_id, "Lead", id))
+		    wl_id_of(ev[i].record_id, "Lead", id))
 			json_object_set_new(snap_q, id, json_true());
 	}
-	rc = query_ids(ctx, "SELECT Id, Template_Recommended__c FROM Lead WHERE Id IN ", snap_q,
-	               snap_now, NULL, &err);
+	rc = wl_query_set(ctx, "SELECT Id, Template_Recommended__c FROM Lead WHERE Id IN ", snap_q,
+	                  snap_now, NULL, &err);
 	json_decref(snap_q);
 	if (rc != SFK_OK)
 		goto out;
@@ -681,7 +622,7 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 		const char *ent = ev[i].entity ? ev[i].entity : "";
 		char id[19];
 		if (strcmp(ent, "EmailMessage") == 0) {
-			if (!id_of(ev[i].record_id, "EmailMessage", id)) {
+			if (!wl_id_of(ev[i].record_id, "EmailMessage", id)) {
 				set_dlq(&out[i], SFK_ERR_INVALID, "bad_record_id",
 				        "record_id is not an EmailMessage id");
 				continue;
@@ -700,7 +641,7 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 			        "outreach.template_suggest handles Lead and EmailMessage events");
 			continue;
 		}
-		if (!id_of(ev[i].record_id, "Lead", id)) {
+		if (!wl_id_of(ev[i].record_id, "Lead", id)) {
 			set_dlq(&out[i], SFK_ERR_INVALID, "bad_record_id",
 			        "record_id is not a Lead id");
 			continue;
@@ -738,13 +679,13 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 		                  id, "Template_Recommended__c", r.t->id, "Template_Intent__c",
 		                  r.t->intent, "Template_Confidence__c", r.confidence);
 		int send = r.t->auto_send && r.confidence >= st->policy->bar &&
-		           json_array_size(r.missing) == 0 && str(facts, "Email") && r.subject &&
+		           json_array_size(r.missing) == 0 && wl_str(facts, "Email") && r.subject &&
 		           r.body;
 		if (send) {
 			struct send *s = &st->sends[i];
 			s->planned = 1;
 			memcpy(s->lead, id, sizeof(s->lead));
-			s->email = xstrdup(str(facts, "Email"));
+			s->email = xstrdup(wl_str(facts, "Email"));
 			s->subject = xstrdup(r.subject);
 			s->body = xstrdup(r.body);
 		}
@@ -777,10 +718,10 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 	 * and a Lead whose suggestion is stored already (a redelivery after a
 	 * crash or a failed flywheel flush between the write and "done") is not
 	 * written again; its decision still goes to the flywheel. */
-	rc = query_ids(ctx,
-	               "SELECT Id, Template_Applied__c, Template_Recommended__c FROM Lead "
-	               "WHERE Id IN ",
-	               applied_q, applied, NULL, &err);
+	rc = wl_query_set(ctx,
+	                  "SELECT Id, Template_Applied__c, Template_Recommended__c FROM Lead "
+	                  "WHERE Id IN ",
+	                  applied_q, applied, NULL, &err);
 	if (rc != SFK_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++)
@@ -795,7 +736,7 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 		json_t *row = out[i].action == WL_WRITE && out[i].lead_id[0]
 		                      ? json_object_get(applied, out[i].lead_id)
 		                      : NULL;
-		if (row && str(row, "Template_Recommended__c")) {
+		if (row && wl_str(row, "Template_Recommended__c")) {
 			st->sends[i].stored = 1;
 			out[i].action = WL_SKIP;
 			json_decref(out[i].write);
@@ -806,15 +747,15 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 	}
 
 	/* Inbound replies: email rows, relations, tasks, then the Leads' suggestion. */
-	rc = query_ids(ctx,
-	               "SELECT Id, ActivityId, MessageDate, CreatedDate FROM EmailMessage "
-	               "WHERE Id IN ",
-	               inbound, email_rows, NULL, &err);
+	rc = wl_query_set(ctx,
+	                  "SELECT Id, ActivityId, MessageDate, CreatedDate FROM EmailMessage "
+	                  "WHERE Id IN ",
+	                  inbound, email_rows, NULL, &err);
 	if (rc == SFK_OK)
-		rc = query_ids(ctx,
-		               "SELECT Id, EmailMessageId, RelationId, RelationType FROM "
-		               "EmailMessageRelation WHERE EmailMessageId IN ",
-		               rel_q, NULL, relations, &err);
+		rc = wl_query_set(ctx,
+		                  "SELECT Id, EmailMessageId, RelationId, RelationType FROM "
+		                  "EmailMessageRelation WHERE EmailMessageId IN ",
+		                  rel_q, NULL, relations, &err);
 	if (rc != SFK_OK)
 		goto out;
 	const char *k;
@@ -823,34 +764,35 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 	{
 		char tid[19], lead[19];
 		if (!reply_lead(k, v, relations, NULL, lead) &&
-		    id_of(str(v, "ActivityId"), "Task", tid))
+		    wl_id_of(wl_str(v, "ActivityId"), "Task", tid))
 			json_object_set_new(task_q, tid, json_true());
 	}
-	rc = query_ids(ctx, "SELECT Id, WhoId FROM Task WHERE Id IN ", task_q, tasks, NULL, &err);
+	rc = wl_query_set(ctx, "SELECT Id, WhoId FROM Task WHERE Id IN ", task_q, tasks, NULL,
+	                  &err);
 	if (rc != SFK_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		char id[19];
-		if (out[i].action != WL_SKIP || !id_of(ev[i].record_id, "EmailMessage", id) ||
+		if (out[i].action != WL_SKIP || !wl_id_of(ev[i].record_id, "EmailMessage", id) ||
 		    !json_object_get(inbound, id))
 			continue;
 		json_t *row = json_object_get(email_rows, id);
 		if (row && reply_lead(id, row, relations, tasks, reply_to[i]))
 			json_object_set_new(lead_q, reply_to[i], json_true());
 	}
-	rc = query_ids(ctx,
-	               "SELECT Id, Template_Recommended__c, Template_Intent__c, "
-	               "Template_Confidence__c, Template_Applied__c FROM Lead WHERE Id IN ",
-	               lead_q, leads, NULL, &err);
+	rc = wl_query_set(ctx,
+	                  "SELECT Id, Template_Recommended__c, Template_Intent__c, "
+	                  "Template_Confidence__c, Template_Applied__c FROM Lead WHERE Id IN ",
+	                  lead_q, leads, NULL, &err);
 	if (rc != SFK_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		char id[19];
-		if (out[i].action != WL_SKIP || !id_of(ev[i].record_id, "EmailMessage", id) ||
+		if (out[i].action != WL_SKIP || !wl_id_of(ev[i].record_id, "EmailMessage", id) ||
 		    !json_object_get(inbound, id))
 			continue;
 		json_t *lead = json_object_get(leads, reply_to[i]);
-		const char *tid = str(lead, "Template_Recommended__c");
+		const char *tid = wl_str(lead, "Template_Recommended__c");
 		if (!reply_to[i][0] || !tid) {
 			snprintf(out[i].outcome, sizeof(out[i].outcome), "reply_no_suggestion");
 			continue;
@@ -865,8 +807,9 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 		                  "received_at", json_is_string(at) ? at : NULL);
 		out[i].decision = json_pack(
 		        "{s:s,s:s,s:s,s:s?,s:O?,s:b}", "outcome", "reply", "lead_id", reply_to[i],
-		        "template_id", tid, "intent", str(lead, "Template_Intent__c"), "confidence",
-		        json_object_get(lead, "Template_Confidence__c"), "template_applied",
+		        "template_id", tid, "intent", wl_str(lead, "Template_Intent__c"),
+		        "confidence", json_object_get(lead, "Template_Confidence__c"),
+		        "template_applied",
 		        json_is_true(json_object_get(lead, "Template_Applied__c")));
 		snprintf(out[i].model, sizeof(out[i].model), "%s", st->model);
 		snprintf(out[i].policy_version, sizeof(out[i].policy_version), "%s",

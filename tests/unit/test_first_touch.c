@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../../workers/first_touch.c"
+#include "../../workers/wl_sf.c"
 
 /* lead.route's policy is not under test here (test_route covers it): the
  * workload only asks it for labels, and these tests never load one. */

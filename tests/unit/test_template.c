@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../../workers/template.c"
+#include "../../workers/wl_sf.c"
 
 /* A scripted LLM (workers/llm.c is tested with the route workload): answers
  * g_llm_answer, or fails with g_llm_error. */
