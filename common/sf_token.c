@@ -71,10 +71,13 @@ struct sf_token_cache *sf_token_new(const struct sf_token_conf *c)
 	t->wait_ms = c->wait_ms > 0 ? c->wait_ms : 30000;
 	t->poll_ms = c->poll_ms > 0 ? c->poll_ms : 50;
 
-	/* Key = hash of what identifies a session: login URL, app, user. */
+	/* Key = hash of what identifies a session: login URL, the endpoint the
+	 * token comes from (My Domain; two orgs or emulators sharing one Redis
+	 * never see each other's tokens), app, user. */
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
-	char *id = xasprintf("%s\n%s\n%s", sf_auth_login_url(c->auth), sf_auth_client_id(c->auth),
+	char *id = xasprintf("%s\n%s\n%s\n%s", sf_auth_login_url(c->auth),
+	                     sf_auth_token_endpoint(c->auth), sf_auth_client_id(c->auth),
 	                     sf_auth_username(c->auth));
 	EVP_Digest(id, strlen(id), md, &mdlen, EVP_sha256(), NULL);
 	free(id);

@@ -68,8 +68,12 @@ void sim_format_datetime(int64_t ms, char *out, size_t size)
 	time_t secs = (time_t)(ms / 1000);
 	struct tm tm;
 	gmtime_r(&secs, &tm);
-	snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03d+0000", tm.tm_year + 1900,
-	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	/* Years past 9999 cannot come from the sim clock; clamp for the compiler. */
+	int year = tm.tm_year + 1900;
+	if (year < 0 || year > 9999)
+		year = year < 0 ? 0 : 9999;
+	snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03d+0000", year, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 static int parse_digits(const char **p, int n, int *out)

@@ -179,7 +179,7 @@ void rest_query_fini(struct sim *sim)
  * (OR, NOT, grouping parentheses, semi-joins, escapes) scans everything.
  */
 
-#define NARROW_MAX_TOKENS  256
+#define NARROW_MAX_TOKENS  512
 #define NARROW_MAX_VALUES  200
 #define NARROW_MAX_LITERAL 256
 

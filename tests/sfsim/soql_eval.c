@@ -400,7 +400,7 @@ static int like_match(const char *s, const char *p)
 
 static int value_eq(const struct fref *f, json_t *v, const struct value *lit, time_t now)
 {
-	struct scalar a, b;
+	struct scalar a = {0}, b = {0};
 	int64_t lo, hi;
 
 	if (lit->kind == V_NULL)
@@ -426,7 +426,7 @@ static int value_eq(const struct fref *f, json_t *v, const struct value *lit, ti
 static int value_rel(const struct fref *f, json_t *v, enum op op, const struct value *lit,
                      time_t now)
 {
-	struct scalar a, b;
+	struct scalar a = {0}, b = {0};
 	int64_t lo, hi;
 	int c;
 
@@ -532,7 +532,7 @@ static int row_cmp(const void *pa, const void *pb, void *arg)
 
 	for (i = 0; i < c->q->norder; i++) {
 		const struct order *o = &c->q->order[i];
-		struct scalar a, b;
+		struct scalar a = {0}, b = {0};
 		int ha = to_scalar(o->f.type, field_value(&o->f, ra->rec, c->env), &a);
 		int hb = to_scalar(o->f.type, field_value(&o->f, rb->rec, c->env), &b);
 		int r;
