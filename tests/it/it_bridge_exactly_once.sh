@@ -235,8 +235,9 @@ BPID=
 # The topics of this run.
 topics=$(kcat -b "$KAFKA" -L 2>/dev/null | sed -n "s/^  topic \"\(${P//./\\.}\(cdc\|wl\)\.[^\"]*\)\".*/\1/p" | sort)
 [ -n "$topics" ] || fail "no $P cdc.*/wl.* topic in the broker's metadata"
+# Title updates match no workload rule (no Status or OwnerId change): only creations fan out.
 declare -A want=([cdc.lead]=$TOTAL [wl.lead.route]=$LEADS [wl.lead.first_touch_detect]=$LEADS
-	[wl.outreach.template_suggest]=$LEADS)
+	[wl.outreach.template_suggest]=$LEADS [wl.notify.webhook]=$LEADS)
 for t in $topics; do
 	s=${t#"$P"}
 	consume "$s" >"$WORK/t.$s"
