@@ -264,28 +264,42 @@ static enum sfk_err publish_one(struct publisher *p, json_t *msg, struct pending
 		normalize_headers(rec, hn, hv);
 		for (int k = 0; k < NORMALIZE_NHDRS; k++)
 			h[k] = (struct kafka_header){hn[k], hv[k], strlen(hv[k])};
-		if ((rc = produce_json(p, rec->topic, rec->key, rec->value, h, NORMALIZE_NHDRS,
-		                       errstr, errlen)) != SFK_OK)
+		/* Serialized once for the entity topic and every fan-out copy (the
+		 * dump was the bridge's largest CPU cost, once per destination). */
+		char *text = json_dumps(rec->value, JSON_COMPACT);
+		if (!text) {
+			snprintf(errstr, errlen, "cannot serialize a record for %s", rec->topic);
+			rc = SFK_ERR_INTERNAL;
 			break;
+		}
+		size_t tlen = strlen(text);
+		if ((rc = p->conf.sink.produce(p->conf.sink.ctx, rec->topic, rec->key, text, tlen,
+		                               h, NORMALIZE_NHDRS, errstr, errlen)) != SFK_OK) {
+			free(text);
+			break;
+		}
 		st->records++;
 		metric_add(p->m_events, 1, r.entity, r.change_type);
 		json_t *ts = json_object_get(rec->value, "commit_timestamp");
 		metric_set(p->m_lag, (double)(now_ms(p) - json_integer_value(ts)) / 1000.0,
 		           r.entity);
-		if (!p->conf.fanout)
+		if (!p->conf.fanout) {
+			free(text);
 			continue;
+		}
 		struct fanout_target t[PUBLISH_MAX_TARGETS];
 		size_t nt = fanout_route(p->conf.fanout, rec->value, t, PUBLISH_MAX_TARGETS);
 		for (size_t k = 0; k < nt && rc == SFK_OK; k++) {
 			h[NORMALIZE_NHDRS] = (struct kafka_header){
 			        FANOUT_HDR_WORKLOAD, t[k].workload, strlen(t[k].workload)};
-			rc = produce_json(p, t[k].topic, t[k].key, rec->value, h,
-			                  NORMALIZE_NHDRS + 1, errstr, errlen);
+			rc = p->conf.sink.produce(p->conf.sink.ctx, t[k].topic, t[k].key, text,
+			                          tlen, h, NORMALIZE_NHDRS + 1, errstr, errlen);
 			if (rc == SFK_OK) {
 				st->fanout++;
 				metric_add(p->m_fanout, 1, t[k].workload);
 			}
 		}
+		free(text);
 	}
 	if (r.action == NORMALIZE_REFETCH)
 		log_info("gap event entity=%s replay_id=%lld records=%zu", r.entity,

@@ -2,7 +2,7 @@
  * kafka.c - producer, consumer, admin and configuration over librdkafka.
  *
  * librdkafka does the protocol work; this file fixes the project's choices
- * (idempotence, murmur2_random, read_committed, manual commits, cooperative
+ * (idempotence, murmur2_random, read_committed, manual commits, eager
  * rebalancing) and turns librdkafka's error model (codes, error objects with
  * retriable / txn_requires_abort / fatal flags, rd_kafka_fatal_error()) into
  * enum sfk_err. Callbacks (delivery reports, rebalance, stats) run inside
@@ -57,6 +57,7 @@ struct kafka_consumer {
 	rd_kafka_t *rk;
 	struct kafka_revoke_hook hook;
 	atomic_int joined; /* the first assignment (possibly empty) arrived */
+	int cooperative;   /* partition.assignment.strategy names cooperative-sticky */
 };
 
 struct kafka_admin {
@@ -352,6 +353,13 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 struct kafka_producer *kafka_producer_new(const char *bootstrap, const char *transactional_id,
                                           const char *const *props, char *errstr, size_t errsize)
 {
+	/* Eager roundrobin, not cooperative-sticky: librdkafka 2.0.2 (Debian 12)
+	 * has cooperative bugs fixed only in 2.3/2.4 - an abort when a member
+	 * closes before its first assignment (#4312), and a member that keeps
+	 * partitions it no longer consumes after "Unknown member" during a
+	 * rebalance (seen by tests/chaos: lag stuck until the process restarted).
+	 * The eager protocol's stop-the-world pause is short for our group sizes,
+	 * and KAFKA_PARTITION_ASSIGNMENT_STRATEGY still overrides it. */
 	static const char *const defaults[] = {"client.id=sfk", NULL};
 	/* Java-compatible partitioning and idempotence are part of the
 	 * Kafka contract (DESIGN.md section 3). */
@@ -748,7 +756,7 @@ struct kafka_consumer *kafka_consumer_new(const char *bootstrap, const char *gro
                                           size_t errsize)
 {
 	static const char *const defaults[] = {
-	        "client.id=sfk", "partition.assignment.strategy=cooperative-sticky",
+	        "client.id=sfk", "partition.assignment.strategy=roundrobin",
 	        "auto.offset.reset=earliest", "statistics.interval.ms=5000", NULL};
 	/* At-least-once with effects before commits (DESIGN.md section 3). */
 	static const char *const invariants[] = {"enable.auto.commit=false",
@@ -772,6 +780,13 @@ struct kafka_consumer *kafka_consumer_new(const char *bootstrap, const char *gro
 	}
 	if (hook)
 		c->hook = *hook;
+	{
+		char strat[256] = "";
+		size_t slen = sizeof strat;
+		if (rd_kafka_conf_get(conf, "partition.assignment.strategy", strat, &slen) ==
+		    RD_KAFKA_CONF_OK)
+			c->cooperative = strstr(strat, "cooperative") != NULL;
+	}
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
 	rd_kafka_conf_set_stats_cb(conf, stats_cb);
 	rd_kafka_conf_set_opaque(conf, c);
@@ -889,7 +904,7 @@ void kafka_consumer_close(struct kafka_consumer **pc)
 	 * right after it started. Wait for that assignment (it comes even when it
 	 * is empty); nothing is consumed meanwhile (polled messages are dropped
 	 * uncommitted and redelivered to the group). */
-	if (!atomic_load(&c->joined) && rd_kafka_version() < 0x020300ff) {
+	if (c->cooperative && !atomic_load(&c->joined) && rd_kafka_version() < 0x020300ff) {
 		struct timespec t0, t;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		log_info("kafka consumer close waits for the first assignment max_ms=%d",

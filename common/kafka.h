@@ -2,9 +2,9 @@
  * kafka.h - the project's Kafka clients over librdkafka (2.0.x).
  *
  * An idempotent (optionally transactional) producer using the Java client's
- * murmur2_random partitioner; a read_committed, cooperative-sticky group
- * consumer with manual offset store + commit; a small topic admin; and the
- * configuration rules every process shares (KAFKA_* pass-through).
+ * murmur2_random partitioner; a read_committed group consumer (eager
+ * roundrobin rebalancing by default) with manual offset store + commit; a small topic admin; and
+ * the configuration rules every process shares (KAFKA_* pass-through).
  */
 #ifndef SFK_KAFKA_H
 #define SFK_KAFKA_H
@@ -161,7 +161,7 @@ struct kafka_consumer;
 
 /*
  * Called from inside kafka_consumer_poll()/close() when partitions are about
- * to be taken away (cooperative rebalance, or close), BEFORE they go: the
+ * to be taken away (a rebalance, or close), BEFORE they go: the
  * place to finish or drop in-flight work and kafka_consumer_commit() what is
  * done. lost != 0 means the assignment was lost (session timeout): other
  * members may already own the partitions, so a commit will fail — do not
@@ -177,7 +177,8 @@ struct kafka_revoke_hook {
  * New group consumer with group.id=group. Always (not overridable):
  * enable.auto.commit=false, enable.auto.offset.store=false,
  * isolation.level=read_committed. Defaults that props (or KAFKA_*) may
- * override: partition.assignment.strategy=cooperative-sticky,
+ * override: partition.assignment.strategy=roundrobin (see kafka.c for why not
+ * cooperative-sticky with librdkafka 2.0.2),
  * auto.offset.reset=earliest, statistics.interval.ms=5000 (feeds
  * sfk_kafka_consumer_lag{topic}). hook may be NULL. Returns a new consumer
  * (kafka_consumer_close()) or NULL with every problem in errstr.
@@ -215,8 +216,9 @@ rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *c);
  * Orderly shutdown: leave the group (the revoke hook runs for the last
  * assignment, so it can commit), then destroy. Accepts NULL / *pc == NULL;
  * clears *pc.
- * A consumer that never got its first assignment first waits for it (at
- * most KAFKA_CLOSE_JOIN_WAIT_MS): librdkafka before 2.3.0 aborts otherwise.
+ * A cooperative-sticky consumer that never got its first assignment first
+ * waits for it (at most KAFKA_CLOSE_JOIN_WAIT_MS): librdkafka before 2.3.0
+ * aborts otherwise.
  */
 void kafka_consumer_close(struct kafka_consumer **pc);
 
