@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "llm.h"
+#include "flywheel.h"
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
@@ -896,9 +897,11 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 	int64_t now = ctx->now_ms();
 	int64_t llm_deadline = now + ROUTE_LLM_BATCH_BUDGET_MS;
 	json_t *cur = NULL;
+	json_t *batch_leads = json_object(); /* Leads decided in this batch */
 	enum sfk_err qrc = current_state(ctx, ev, n, &cur);
 
 	if (qrc != SFK_OK) {
+		json_decref(batch_leads);
 		json_decref(cur);
 		return sfk_err_class(qrc) == SFK_CLASS_PERMANENT ? SFK_ERR_HTTP_5XX : qrc;
 	}
@@ -926,10 +929,7 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 			continue;
 		}
 		json_t *assigned = json_object_get(e->fields, "Owner_Assigned_At__c");
-		int seen = 0; /* the Lead's creation is in this batch before it */
-		for (size_t k = 0; snapshot && k < i; k++)
-			seen |= strcmp(ev[k].record_id, e->record_id) == 0;
-		if (snapshot && (seen || (assigned && !json_is_null(assigned)))) {
+		if (snapshot && assigned && !json_is_null(assigned)) {
 			d->action = WL_SKIP;
 			snprintf(d->outcome, sizeof d->outcome, "already_routed");
 			continue;
@@ -941,6 +941,14 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 			snprintf(d->errmsg, sizeof d->errmsg, "record_id is not a Lead id");
 			continue;
 		}
+		/* One decision per Lead per batch: a resync SNAPSHOT and the Lead's
+		 * CREATE (in either order) in one batch would both see it unrouted. */
+		if (json_object_get(batch_leads, lead18)) {
+			d->action = WL_SKIP;
+			snprintf(d->outcome, sizeof d->outcome, "already_routed");
+			continue;
+		}
+		json_object_set_new(batch_leads, lead18, json_true());
 		in.lead_id = lead18;
 		in.owner_id = json_string_value(json_object_get(e->fields, "OwnerId"));
 		if (ctx->sf) {
@@ -1015,6 +1023,16 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 		snprintf(d->model, sizeof d->model, "rules:routing_policy@%s", p->version);
 		snprintf(d->policy_version, sizeof d->policy_version, "%s", p->version);
 		snprintf(d->lead_id, sizeof d->lead_id, "%s", lead18);
+		/* The decision is the Lead's routing under this policy version,
+		 * whichever event asked (CREATE, its redelivery, a resync SNAPSHOT):
+		 * one decision id, so the flywheel keeps one record. */
+		{
+			char dkey[WL_VERSION_MAX + 48];
+			snprintf(dkey, sizeof dkey, "Lead:%s:policy:%s", lead18, p->version);
+			if (flywheel_decision_id("lead.route", dkey, d->decision_id,
+			                         sizeof d->decision_id) != 0)
+				d->decision_id[0] = '\0'; /* the loop derives one from the event */
+		}
 		d->facts = lead_facts(e, lead18);
 		if (already && cur_owner && sfid_valid(cur_owner))
 			sfid_to18(cur_owner, owner); /* what was written, whoever decided it */
@@ -1066,6 +1084,7 @@ static enum sfk_err route_decide(struct wl_ctx *ctx, const struct wl_event *ev, 
 		                     (double)((now - created) / 600) / 100.0, "Routing_Reason__c",
 		                     reason, "Routing_Policy_Version__c", p->version);
 	}
+	json_decref(batch_leads);
 	json_decref(cur);
 	return SFK_OK;
 }
