@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -185,8 +186,20 @@ static json_t *read_topic(const char *topic, const char *group, bool from_commit
 	int done = 0;
 	for (int p = 0; p < parts->cnt; p++) {
 		int64_t lo = 0, hi = 0;
-		if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, (int)g_timeout)) {
-			snprintf(errstr, errsize, "%s [%d]: watermarks not available", topic, p);
+		/* A partition of a topic created a moment ago may still be
+		 * electing its leader: ask again until the timeout. */
+		rd_kafka_resp_err_t werr;
+		long long waited = 0;
+		while ((werr = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi,
+		                                                (int)g_timeout)) != 0 &&
+		       waited < g_timeout) {
+			struct timespec ts = {0, 200 * 1000000L};
+			nanosleep(&ts, NULL);
+			waited += 200;
+		}
+		if (werr) {
+			snprintf(errstr, errsize, "%s [%d]: watermarks not available: %s", topic, p,
+			         rd_kafka_err2str(werr));
 			goto out;
 		}
 		int64_t start = RD_KAFKA_OFFSET_BEGINNING;
