@@ -791,6 +791,8 @@ static enum sfk_err ft_decide(struct wl_ctx *ctx, const struct wl_event *ev, siz
 			snprintf(err.message, sizeof(err.message), "redis: %s",
 			         redis_errstr(ctx->redis));
 			json_decref(asked);
+			free(rep); /* no reply on failure: the array only */
+			rep = NULL;
 			goto out;
 		}
 		for (size_t k = 0; k < redis_pipe_len(pipe); k++) {
