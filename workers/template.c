@@ -594,7 +594,8 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 	json_t *inbound = json_object(), *rel_q = json_object(), *relations = json_array();
 	json_t *email_rows = json_object(), *task_q = json_object(), *tasks = json_object();
 	json_t *lead_q = json_object(), *leads = json_object();
-	json_t *snap_now = json_object(); /* SNAPSHOT Lead -> its current row */
+	json_t *snap_now = json_object();    /* SNAPSHOT Lead -> its current row */
+	json_t *batch_leads = json_object(); /* Leads suggested for in this batch */
 	char(*reply_to)[19] = xcalloc(n ? n : 1, sizeof(*reply_to));
 
 	int64_t llm_deadline = ctx->now_ms ? ctx->now_ms() + TPL_LLM_BATCH_BUDGET_MS : 0;
@@ -653,17 +654,21 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 			json_t *had = json_object_get(ev[i].fields, "Template_Recommended__c");
 			json_t *has = json_object_get(json_object_get(snap_now, id),
 			                              "Template_Recommended__c");
-			int seen = 0;
-			for (size_t k = 0; k < i; k++)
-				seen |= strcmp(ev[k].record_id ? ev[k].record_id : "",
-				               ev[i].record_id) == 0;
-			if (seen || (had && !json_is_null(had)) || (has && !json_is_null(has))) {
+			if ((had && !json_is_null(had)) || (has && !json_is_null(has))) {
 				out[i].action = WL_SKIP;
 				snprintf(out[i].outcome, sizeof(out[i].outcome),
 				         "already_suggested");
 				continue;
 			}
 		}
+		/* One suggestion per Lead per batch: a resync SNAPSHOT and the
+		 * Lead's CREATE (in either order) would both see none stored. */
+		if (json_object_get(batch_leads, id)) {
+			out[i].action = WL_SKIP;
+			snprintf(out[i].outcome, sizeof(out[i].outcome), "already_suggested");
+			continue;
+		}
+		json_object_set_new(batch_leads, id, json_true());
 		json_t *facts = tpl_lead_facts(st->policy, ev[i].fields);
 		struct tpl_result r;
 		char llm_model_name[WL_MODEL_MAX] = "", llm_err[TPL_ERR_MAX] = "";
@@ -709,6 +714,16 @@ static enum sfk_err tpl_decide(struct wl_ctx *ctx, const struct wl_event *ev, si
 		snprintf(out[i].policy_version, sizeof(out[i].policy_version), "%s",
 		         st->policy->version);
 		snprintf(out[i].lead_id, sizeof(out[i].lead_id), "%s", id);
+		/* The Lead's suggestion under this template policy, whichever event
+		 * asked: one decision id, so the flywheel keeps one record. */
+		{
+			char dkey[WL_VERSION_MAX + 48];
+			snprintf(dkey, sizeof dkey, "Lead:%s:templates:%s", id,
+			         st->policy->version);
+			if (flywheel_decision_id(ctx->workload_id, dkey, out[i].decision_id,
+			                         sizeof(out[i].decision_id)) != 0)
+				out[i].decision_id[0] = '\0';
+		}
 		metric_add(st->suggested, 1, r.t->id, out[i].outcome);
 		tpl_result_clear(&r);
 		json_decref(facts);
@@ -835,6 +850,7 @@ out:
 	if (rc != SFK_OK)
 		clear_sends(st);
 	free(reply_to);
+	json_decref(batch_leads);
 	json_decref(snap_now);
 	json_decref(leads);
 	json_decref(lead_q);
